@@ -1,0 +1,66 @@
+# The verbs people type. Every target bootstraps .venv itself (once; a second
+# run reuses it until pyproject.toml or requirements.lock change).
+PYTHON ?= python3.11
+VENV   := .venv
+BIN    := $(VENV)/bin
+STAMP  := $(VENV)/.installed
+PROBES := $(BIN)/probes
+
+N      ?= 5
+LABEL  ?= manual
+TARGET ?= local
+
+.PHONY: help venv test demo fixtures sim probe-local probe-prod report bench clean
+
+help:
+	@echo "make demo         local (fast) vs prod (stale-32) on two embedded simulators, full report"
+	@echo "make test         the test suite"
+	@echo "make fixtures     generate audio fixtures and fixtures/manifest.json"
+	@echo "make sim          run the embedded simulator (SCENARIO=fast PORT=8765 SCALE=1)"
+	@echo "make probe-local  probe targets.local (starts its simulator if nothing answers), N=5"
+	@echo "make probe-prod   probe targets.prod, N=3, concurrency 1, LABEL=before-deploy|after-deploy"
+	@echo "make report RUNS='reports/runs/A reports/runs/B'  render a report"
+	@echo "make bench        benchmarks (figures go into BENCHMARKS.md)"
+	@echo "make clean        remove generated fixtures and reports"
+
+venv: $(STAMP)
+
+$(STAMP): pyproject.toml requirements.lock
+	@test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
+	$(BIN)/python -m pip install --quiet --disable-pip-version-check -r requirements.lock
+	$(BIN)/python -m pip install --quiet --disable-pip-version-check --no-deps -e .
+	@touch $(STAMP)
+
+fixtures: $(STAMP)
+	$(PROBES) fixtures
+
+fixtures/manifest.json: | $(STAMP)
+	$(PROBES) fixtures
+
+test: $(STAMP)
+	$(BIN)/python -m pytest -q
+
+demo: $(STAMP) fixtures/manifest.json
+	$(BIN)/python -m probes.demo
+
+SCENARIO ?= fast
+PORT     ?= 8765
+SCALE    ?= 1
+sim: $(STAMP)
+	$(PROBES) sim --scenario $(SCENARIO) --port $(PORT) --time-scale $(SCALE)
+
+probe-local: $(STAMP) fixtures/manifest.json
+	$(BIN)/python -m probes.local_probe --target local -n $(N) --label $(LABEL)
+
+probe-prod: $(STAMP) fixtures/manifest.json
+	$(PROBES) run --target prod -n 3 --concurrency 1 --label $(LABEL)
+
+RUNS ?=
+report: $(STAMP)
+	$(PROBES) report $(RUNS)
+
+bench: $(STAMP) fixtures/manifest.json
+	$(BIN)/python bench/run_all.py
+
+clean:
+	rm -rf fixtures/*.m4a fixtures/*.wav fixtures/*.mp3 fixtures/*.webm fixtures/manifest.json reports/runs reports/demo

@@ -1,0 +1,3 @@
+from probes.cli import main
+
+main()

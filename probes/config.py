@@ -1,0 +1,106 @@
+"""targets.toml: named targets, validated once at the edge.
+
+Errors name the file, the key and the fix. A token is never stored here; a
+target names the environment variable that holds it (`token_env`), and the
+value is read only when a probe needs it.
+"""
+
+from __future__ import annotations
+
+import os
+import tomllib
+from pathlib import Path
+from urllib.parse import urlsplit
+
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
+
+from probes.errors import UsageError
+
+LOOPBACK_HOSTS = frozenset({"127.0.0.1", "::1", "localhost"})
+
+
+class Target(BaseModel):
+    """One backend to probe.
+
+    >>> Target(name="local", base_url="http://127.0.0.1:8765", simulator="fast").is_loopback
+    True
+    """
+
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+    name: str
+    base_url: str
+    token_env: str | None = None
+    user_name: str | None = Field(default=None, description="sent as X-User-Name")
+    simulator: str | None = Field(default=None, description="scenario make probe-local starts here")
+    allow_load: bool = False
+    cleanup: bool = False
+    max_users: int | None = Field(default=None, gt=0)
+    max_rate: float | None = Field(default=None, gt=0)
+
+    @field_validator("base_url")
+    @classmethod
+    def _http_url(cls, value: str) -> str:
+        parts = urlsplit(value)
+        if parts.scheme not in ("http", "https") or not parts.hostname:
+            raise ValueError(f"must be an http(s) URL like http://127.0.0.1:8765, got {value!r}")
+        return value.rstrip("/")
+
+    @property
+    def is_loopback(self) -> bool:
+        host = urlsplit(self.base_url).hostname or ""
+        return host in LOOPBACK_HOSTS or host.startswith("127.")
+
+    def token(self) -> str | None:
+        """The bearer token from the environment; a missing variable is a usage error."""
+        if not self.token_env:
+            return None
+        value = os.environ.get(self.token_env, "").strip()
+        if not value:
+            raise UsageError(f"target {self.name!r} needs a token: set the environment variable {self.token_env}")
+        return value
+
+
+def load_targets(path: Path) -> dict[str, Target]:
+    try:
+        raw = tomllib.loads(path.read_text(encoding="utf-8"))
+    except FileNotFoundError:
+        raise UsageError(f"{path} not found: create it or pass --url") from None
+    except (OSError, UnicodeDecodeError) as exc:
+        raise UsageError(f"{path}: cannot read: {exc}") from None
+    except tomllib.TOMLDecodeError as exc:
+        raise UsageError(f"{path}: not valid TOML: {exc}") from None
+    table = raw.get("targets")
+    if not isinstance(table, dict) or not table:
+        raise UsageError(f"{path}: no [targets.NAME] tables found")
+    targets: dict[str, Target] = {}
+    for name, fields in table.items():
+        if not isinstance(fields, dict):
+            raise UsageError(f"{path}: targets.{name} must be a table")
+        try:
+            targets[name] = Target(name=name, **fields)
+        except ValidationError as exc:
+            err = exc.errors()[0]
+            key = ".".join(str(p) for p in err["loc"]) or "?"
+            raise UsageError(f"{path}: targets.{name}.{key}: {err['msg']}") from None
+    return targets
+
+
+def resolve_target(
+    targets_file: Path, name: str | None, url: str | None, token_env: str | None
+) -> Target:
+    """The target for `probes run`: a name from targets.toml or an ad-hoc --url."""
+    if (name is None) == (url is None):
+        raise UsageError("give exactly one of --target NAME or --url URL")
+    if url is not None:
+        try:
+            return Target(name="adhoc", base_url=url, token_env=token_env)
+        except ValidationError as exc:
+            raise UsageError(f"--url {exc.errors()[0]['msg']}") from None
+    targets = load_targets(targets_file)
+    if name not in targets:
+        raise UsageError(f"unknown target {name!r} in {targets_file}; known: {', '.join(sorted(targets))}")
+    target = targets[name]
+    if token_env:
+        target = target.model_copy(update={"token_env": token_env})
+    return target
