@@ -13,6 +13,7 @@ from typing import Annotated, Optional
 
 import typer
 
+from probes import defaults
 from probes.errors import EXIT_REGRESSION, ProbesError, UsageError
 
 app = typer.Typer(
@@ -88,14 +89,14 @@ def run(
     n: Annotated[int, typer.Option("-n", help="Number of probes in all.")] = 5,
     concurrency: Annotated[int, typer.Option(help="Probes in flight at once.")] = 1,
     label: Annotated[str, typer.Option(help="Label for this run, e.g. before-deploy.")] = "manual",
-    fixture: Annotated[str, typer.Option(help="Fixture file name from fixtures/manifest.json.")] = "speech-en-5s.m4a",
+    fixture: Annotated[str, typer.Option(help="Fixture file name from fixtures/manifest.json.")] = defaults.FIXTURE,
     cadence: Annotated[str, typer.Option(help="app (the app's own polling) or fine (fixed --interval).")] = "app",
-    interval: Annotated[float, typer.Option(help="Poll interval in seconds for --cadence fine.")] = 0.05,
-    milestones: Annotated[str, typer.Option(help="Comma-separated progress milestones to time.")] = "20,32,42,55,58,60,88,100",
-    timeout: Annotated[float, typer.Option(help="Give up on a probe after this many seconds.")] = 300.0,
-    out: Annotated[Path, typer.Option(help="Parent directory for run directories.")] = Path("reports/runs"),
-    targets_file: Annotated[Path, typer.Option("--targets", help="targets.toml to read.")] = Path("targets.toml"),
-    fixtures_dir: Annotated[Path, typer.Option("--fixtures", help="Directory holding manifest.json.")] = Path("fixtures"),
+    interval: Annotated[float, typer.Option(help="Poll interval in seconds for --cadence fine.")] = defaults.FINE_INTERVAL_S,
+    milestones: Annotated[str, typer.Option(help="Comma-separated progress milestones to time.")] = ",".join(map(str, defaults.MILESTONES)),
+    timeout: Annotated[float, typer.Option(help="Give up on a probe after this many seconds.")] = defaults.PROBE_TIMEOUT_S,
+    out: Annotated[Path, typer.Option(help="Parent directory for run directories.")] = defaults.RUNS_DIR,
+    targets_file: Annotated[Path, typer.Option("--targets", help="targets.toml to read.")] = defaults.TARGETS_FILE,
+    fixtures_dir: Annotated[Path, typer.Option("--fixtures", help="Directory holding manifest.json.")] = defaults.FIXTURES_DIR,
     quiet: Annotated[bool, typer.Option("--quiet", "-q", help="No live progress bars.")] = False,
 ) -> None:
     """Probe a target: upload, poll like the app, write a run directory and print its path."""

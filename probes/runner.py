@@ -1,0 +1,79 @@
+"""Many probes against one target from one process: a shared client, C in flight, N in all.
+
+Every finished probe goes to the RunWriter at once. On cancellation (Ctrl-C)
+the probes in flight are written as `aborted` with the samples they have.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import itertools
+from typing import Any, Callable
+
+import httpx
+from httpx_aiohttp import HttpxAiohttpClient
+
+from probes import wire
+from probes.driver import Probe, ProbePlan, ProbeState
+from probes.store import RunWriter
+
+HEALTH_TIMEOUT_S = 5.0
+
+
+def make_client(base_url: str, concurrency: int) -> httpx.AsyncClient:
+    """httpx's API on aiohttp's transport: a plain AsyncClient collapses near 500 flows (encode/httpx#3215)."""
+    limits = httpx.Limits(max_connections=max(10, concurrency * 2), max_keepalive_connections=max(10, concurrency * 2))
+    return HttpxAiohttpClient(base_url=base_url, limits=limits, trust_env=False, timeout=httpx.Timeout(30.0))
+
+
+async def fingerprint(client: httpx.AsyncClient) -> dict[str, Any]:
+    """What the target says about itself: /health and its response headers (no credentials)."""
+    try:
+        response = await client.get(wire.HEALTH_PATH, timeout=HEALTH_TIMEOUT_S)
+    except httpx.HTTPError as exc:
+        return {"health_status": None, "health": None, "health_error": type(exc).__name__, "headers": {}}
+    try:
+        body: Any = response.json()
+    except (ValueError, UnicodeDecodeError):
+        body = response.text[:500]
+    return {"health_status": response.status_code, "health": body, "headers": wire.safe_headers(response.headers)}
+
+
+def simulator_info(health: Any) -> tuple[str | None, float | None]:
+    """(scenario, time_scale) when the target is the embedded simulator."""
+    sim = health.get("simulator") if isinstance(health, dict) else None
+    if not isinstance(sim, dict):
+        return None, None
+    scale = sim.get("time_scale")
+    return sim.get("scenario"), float(scale) if isinstance(scale, (int, float)) else None
+
+
+async def run_probes_async(
+    client: httpx.AsyncClient,
+    plan: ProbePlan,
+    n: int,
+    concurrency: int,
+    writer: RunWriter,
+    on_update: Callable[[ProbeState], None] | None = None,
+) -> dict[str, str] | None:
+    """Run the probes; returns the first upload answer's headers for the fingerprint."""
+    ids = itertools.count(1)
+    width = max(4, len(str(n)))
+    first_headers: list[dict[str, str]] = []
+
+    async def worker() -> None:
+        while (index := next(ids)) <= n:
+            probe = Probe(client, plan, f"{index:0{width}d}", on_update)
+            try:
+                record = await probe.run()
+            except asyncio.CancelledError:
+                writer.append(probe.record())
+                raise
+            if not first_headers and probe.first_headers is not None:
+                first_headers.append(probe.first_headers)
+            writer.append(record)
+
+    async with asyncio.TaskGroup() as group:
+        for _ in range(min(concurrency, n)):
+            group.create_task(worker())
+    return first_headers[0] if first_headers else None

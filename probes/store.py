@@ -1,0 +1,73 @@
+"""The run directory: run.json plus probes.jsonl, written so a crash loses nothing finished.
+
+Each probe record is appended and flushed the moment the probe ends; run.json
+is rewritten atomically (temp file + rename) at the start and at the end.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import re
+import secrets
+from collections import Counter
+from datetime import datetime, timezone
+from pathlib import Path
+from typing import Any, Iterable
+
+from probes.errors import UsageError
+
+SCHEMA = 1
+
+
+def utc_iso(moment: datetime | None = None) -> str:
+    moment = moment or datetime.now(timezone.utc)
+    return moment.isoformat().replace("+00:00", "Z")
+
+
+def new_run_id(target: str, label: str, moment: datetime | None = None) -> str:
+    moment = moment or datetime.now(timezone.utc)
+    slug = re.sub(r"[^A-Za-z0-9_.-]+", "-", f"{target}-{label}").strip("-")[:60]
+    return f"{moment:%Y%m%dT%H%M%SZ}-{slug}-{secrets.token_hex(2)}"
+
+
+def signature(records: Iterable[dict[str, Any]]) -> list[list[Any]]:
+    """Ordered distinct (band, step_name, message) states over all probes of a run."""
+    seen: list[list[Any]] = []
+    for record in records:
+        for state in record.get("states") or []:
+            if state not in seen:
+                seen.append(state)
+    return seen
+
+
+class RunWriter:
+    """Creates reports/runs/<run_id>/ and keeps it consistent while a run goes on."""
+
+    def __init__(self, parent: Path, meta: dict[str, Any]) -> None:
+        self.meta = {"schema": SCHEMA, **meta, "ended_at": None}
+        self.dir = parent / meta["run_id"]
+        try:
+            self.dir.mkdir(parents=True, exist_ok=False)
+        except OSError as exc:
+            raise UsageError(f"cannot create run directory {self.dir}: {exc.strerror or exc}") from None
+        self.records: list[dict[str, Any]] = []
+        self._jsonl = open(self.dir / "probes.jsonl", "a", encoding="utf-8")
+        self._write_meta()
+
+    def append(self, record: dict[str, Any]) -> None:
+        self.records.append(record)
+        self._jsonl.write(json.dumps(record, ensure_ascii=False, separators=(",", ":")) + "\n")
+        self._jsonl.flush()
+
+    def finish(self, fingerprint: dict[str, Any]) -> None:
+        self._jsonl.close()
+        self.meta["ended_at"] = utc_iso()
+        self.meta["fingerprint"] = {**fingerprint, "signature": signature(self.records)}
+        self.meta["outcomes"] = dict(Counter(r["outcome"] for r in self.records))
+        self._write_meta()
+
+    def _write_meta(self) -> None:
+        tmp = self.dir / "run.json.tmp"
+        tmp.write_text(json.dumps(self.meta, ensure_ascii=False, indent=2) + "\n", encoding="utf-8")
+        os.replace(tmp, self.dir / "run.json")
