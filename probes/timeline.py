@@ -260,7 +260,9 @@ def _milestone(polls: list[_Poll], mark: int) -> Milestone | None:
                 return Milestone(t_s=read / 2, lo_s=0.0, hi_s=poll.t_s + poll.latency_s)
             before = polls[i - 1]
             estimate = (before.t_s + before.latency_s / 2 + read) / 2
-            return Milestone(t_s=estimate, lo_s=before.t_s, hi_s=poll.t_s + poll.latency_s)
+            hi = poll.t_s + poll.latency_s
+            # Overlapping requests (merged rows) can put the midpoint past hi_s; the truth cannot be.
+            return Milestone(t_s=min(max(estimate, before.t_s), hi), lo_s=before.t_s, hi_s=hi)
     return None
 
 
