@@ -1,0 +1,382 @@
+"""The simulator's ASGI app: thankly's HTTP API over the analytic progress model.
+
+At upload a task draws its latencies (seeded: scenario seed + task counter)
+and gets its whole schedule from `progress.build_schedule`. A poll bisects
+that schedule at ``now - t0`` and answers a cached, pre-serialised body, so
+the hot path is a dict lookup, a bisect and a write; there is no per-task
+timer and the ground truth (``/_sim/...``) is exact by construction.
+
+Every response carries ``X-Instance``. With ``instances > 1`` polls are spread
+round-robin; an instance that does not own a task answers from the last
+persisted state (every 5 %), like a multi-instance deployment would.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import itertools
+import json
+import random
+import re
+import time
+import uuid
+from bisect import bisect_right
+from datetime import datetime, timezone
+from typing import Any
+
+import orjson
+from pydantic import TypeAdapter, ValidationError
+from starlette.applications import Starlette
+from starlette.datastructures import UploadFile
+from starlette.exceptions import HTTPException
+from starlette.requests import Request
+from starlette.responses import Response
+from starlette.routing import Route
+
+from probes import __version__
+from probes.sim.i18n import MESSAGES, language_of
+from probes.sim.progress import State, build_schedule, persisted_indices, progress_events
+from probes.sim.scenarios import Faults, Scenario
+
+MIN_DURATION_S = 5
+MAX_DURATION_S = 600
+MIN_AUDIO_BYTES = 1000
+MAX_TASKS = 200_000  # oldest tasks are forgotten beyond this, so a long load run cannot exhaust memory
+_BEARER = re.compile(r"^Bearer\s+(\S+)\s*$")
+_INT = TypeAdapter(int)
+_JSON = "application/json"
+
+
+def format_seconds(value: float) -> str:
+    """Retry-After text: an integer when integral, else a short decimal ("0.1")."""
+    if value == int(value):
+        return str(int(value))
+    return f"{value:.3f}".rstrip("0").rstrip(".") or "0.001"
+
+
+class Task:
+    """One upload: who owns it, when it started, and its precomputed schedule."""
+
+    __slots__ = ("task_id", "user", "t0", "schedule", "times", "persisted", "owner", "visible_at",
+                 "diary", "diary_id", "cache", "plan")
+
+    def __init__(self, task_id: str, user: str, t0: float, schedule: list[State], owner: int,
+                 visible_at: float, diary: dict[str, Any], plan: Any, multi: bool) -> None:
+        self.task_id = task_id
+        self.user = user
+        self.t0 = t0
+        self.schedule = schedule
+        self.times = [s.t for s in schedule]
+        self.persisted = persisted_indices(schedule) if multi else None
+        self.owner = owner
+        self.visible_at = visible_at
+        self.diary = diary
+        self.diary_id = diary["diary_id"]
+        self.cache: dict[tuple[int, str], bytes] = {}
+        self.plan = plan
+
+    def index_at(self, now: float) -> int:
+        return bisect_right(self.times, now - self.t0) - 1
+
+
+class Simulator:
+    """State of one simulated backend: its tasks, diaries, clocks and random streams."""
+
+    def __init__(self, scenario: Scenario, time_scale: float = 1.0, require_auth: bool = False,
+                 seed: int | None = None) -> None:
+        self.scenario = scenario
+        self.scale = time_scale
+        self.require_auth = require_auth
+        self.seed = scenario.seed if seed is None else seed
+        self.tasks: dict[str, Task] = {}
+        self.diaries: dict[str, Task] = {}
+        self.deleted: set[str] = set()
+        self.counter = itertools.count()
+        self.rr = itertools.count()
+        self.fault_rng = random.Random(f"{self.seed}:faults")
+        self.last_activity = float("-inf")  # a fresh server is cold
+        self.cold_until = float("-inf")
+        self.labels = {lang: scenario.label_table(lang) for lang in ("zh", "en")}
+        self.instance_names = [f"sim-{i}" for i in range(scenario.instances)]
+
+    # -- helpers -------------------------------------------------------------
+
+    def pick_instance(self) -> int:
+        n = self.scenario.instances
+        return 0 if n == 1 else next(self.rr) % n
+
+    def json(self, body: Any, status: int, instance: int, headers: dict[str, str] | None = None) -> Response:
+        h = {"x-instance": self.instance_names[instance]}
+        if headers:
+            h.update(headers)
+        return Response(orjson.dumps(body), status_code=status, headers=h, media_type=_JSON)
+
+    def user_of(self, request: Request) -> str | None:
+        """The bearer token is the user; None when auth is required and missing or malformed."""
+        header = request.headers.get("authorization")
+        match = _BEARER.match(header) if header else None
+        if match:
+            return match.group(1)
+        return None if self.require_auth else "anonymous"
+
+    def fault(self, faults: Faults, lang: str, instance: int) -> Response | None:
+        """An injected 5xx or 429 for this request, or None."""
+        if not faults.active:
+            return None
+        r = self.fault_rng.random()
+        if r < faults.error_rate:
+            return self.json({"detail": MESSAGES[lang]["unavailable"]}, faults.error_status, instance)
+        if r < faults.error_rate + faults.rate_limit_rate:
+            retry = format_seconds(faults.retry_after_s * self.scale)
+            return self.json({"detail": MESSAGES[lang]["rate_limited"]}, 429, instance, {"retry-after": retry})
+        return None
+
+    def render(self, task: Task, index: int, lang: str) -> bytes:
+        state = task.schedule[index]
+        step_name, message = self.labels[lang][state.label]
+        return orjson.dumps({
+            "task_id": task.task_id,
+            "status": state.status,
+            "progress": state.progress,
+            "step": state.step,
+            "step_name": step_name,
+            "message": message,
+            "diary": task.diary if state.status == "completed" else None,
+            "error": state.error,
+        })
+
+    def make_diary(self, user: str, lang: str, duration: int, image_urls: list[str], completes_at_wall: float) -> dict[str, Any]:
+        created = datetime.fromtimestamp(completes_at_wall, tz=timezone.utc)
+        diary_id = str(uuid.uuid4())
+        title = "A Grateful Walk in the Park"
+        text = ("Today I am grateful for a long walk in the park with my sister, "
+                "and for the warm cup of tea we shared afterwards.")
+        reply = "What a lovely way to spend the day. Moments like that walk are worth holding on to."
+        rationale = "The writer expresses thankfulness for time shared with family."
+        return {
+            "diary_id": diary_id,
+            "user_id": user,
+            "created_at": created.isoformat(),
+            "date": created.date().isoformat(),
+            "language": lang,
+            "title": title,
+            "original_content": text,
+            "polished_content": text,
+            "ai_feedback": reply,
+            "audio_url": f"https://thankly-sim-audio.invalid/audio/{diary_id}.m4a",
+            "audio_duration": duration,
+            "image_urls": image_urls,
+            "emotion_data": {
+                "emotion": "Grateful",
+                "confidence": 0.9,
+                "rationale": rationale,
+                "source": "text_only",
+                "meta": {"text": {"title": title, "polished_content": text, "emotion": "Grateful",
+                                  "confidence": 0.9, "rationale": rationale, "reply": reply}},
+            },
+        }
+
+    def store(self, task: Task) -> None:
+        if len(self.tasks) >= MAX_TASKS:
+            old = self.tasks.pop(next(iter(self.tasks)))
+            self.diaries.pop(old.diary_id, None)
+        self.tasks[task.task_id] = task
+        self.diaries[task.diary_id] = task
+
+    # -- endpoints -----------------------------------------------------------
+
+    async def upload(self, request: Request) -> Response:
+        t0 = time.monotonic()  # ground-truth zero: the handler received the upload
+        wall0 = time.time()
+        instance = self.pick_instance()
+        lang = language_of(request.headers.get("accept-language"))
+        user = self.user_of(request)
+        if user is None:
+            return self.json({"detail": MESSAGES[lang]["unauthorized"]}, 401, instance)
+        cold = self.scenario.cold_start
+        if cold.delay_s > 0 and t0 - self.last_activity >= cold.idle_s * self.scale:
+            self.cold_until = t0 + cold.delay_s * self.scale
+        self.last_activity = t0
+        if (resp := self.fault(self.scenario.faults.upload, lang, instance)) is not None:
+            return resp
+
+        form = await request.form(max_files=4, max_fields=32)
+        try:
+            errors: list[dict[str, Any]] = []
+            audio = form.get("audio")
+            if audio is None:
+                errors.append({"type": "missing", "loc": ["body", "audio"], "msg": "Field required", "input": None})
+            elif not isinstance(audio, UploadFile):
+                errors.append({"type": "value_error", "loc": ["body", "audio"],
+                               "msg": "Value error, Expected UploadFile, received: <class 'str'>",
+                               "input": audio, "ctx": {"error": {}}})
+            raw_duration = form.get("duration")
+            duration = 0
+            if raw_duration is None:
+                errors.append({"type": "missing", "loc": ["body", "duration"], "msg": "Field required", "input": None})
+            else:
+                try:
+                    duration = _INT.validate_python(raw_duration if isinstance(raw_duration, str) else None)
+                except ValidationError as exc:
+                    err = exc.errors(include_url=False)[0]
+                    errors.append({"type": err["type"], "loc": ["body", "duration"], "msg": err["msg"],
+                                   "input": raw_duration if isinstance(raw_duration, str) else None})
+            if errors:
+                return self.json({"detail": errors}, 422, instance)
+            assert isinstance(audio, UploadFile)
+            problem = None
+            if duration < MIN_DURATION_S:
+                problem = "too_short"
+            elif duration > MAX_DURATION_S:
+                problem = "too_long"
+            elif not (audio.content_type or "").startswith("audio/"):
+                problem = "bad_type"
+            elif (audio.size or 0) < MIN_AUDIO_BYTES:
+                problem = "too_small"
+            if problem:
+                return self.json({"detail": MESSAGES[lang][problem]}, 400, instance)
+            image_urls = _image_urls(form.get("image_urls"))
+        finally:
+            await form.close()
+
+        wait = max(0.0, self.cold_until - t0)
+        n = next(self.counter)
+        plan = self.scenario.plan(random.Random(f"{self.seed}:{n}"))
+        schedule = build_schedule(plan, scale=self.scale, offset=wait)
+        completes_at = wall0 + schedule[-1].t
+        task = Task(
+            task_id=str(uuid.uuid4()), user=user, t0=t0, schedule=schedule, owner=instance,
+            visible_at=t0 + wait + self.scenario.not_found_window_s * self.scale,
+            diary=self.make_diary(user, lang, duration, image_urls, completes_at), plan=plan,
+            multi=self.scenario.instances > 1,
+        )
+        self.store(task)
+        if wait > 0:
+            await asyncio.sleep(max(0.0, t0 + wait - time.monotonic()))
+        return self.json({"task_id": task.task_id, "status": "processing", "message": MESSAGES[lang]["accepted"]},
+                         200, instance)
+
+    async def progress(self, request: Request) -> Response:
+        """The hot path: keep it to lookups."""
+        now = time.monotonic()
+        instance = self.pick_instance()
+        headers = request.headers
+        lang = language_of(headers.get("accept-language"))
+        user = self.user_of(request)
+        if user is None:
+            return self.json({"detail": MESSAGES[lang]["unauthorized"]}, 401, instance)
+        self.last_activity = now
+        faults = self.scenario.faults.progress
+        if faults.active and (resp := self.fault(faults, lang, instance)) is not None:
+            return resp
+        task = self.tasks.get(request.path_params["task_id"])
+        if task is None or now < task.visible_at:
+            return self.json({"detail": MESSAGES[lang]["task_not_found"]}, 404, instance)
+        if task.user != user:
+            return self.json({"detail": MESSAGES[lang]["forbidden"]}, 403, instance)
+        index = task.index_at(now)
+        if task.persisted is not None and instance != task.owner:
+            index = task.persisted[index]
+        key = (index, lang)
+        body = task.cache.get(key)
+        if body is None:
+            body = task.cache[key] = self.render(task, index, lang)
+        return Response(body, headers={"x-instance": self.instance_names[instance]}, media_type=_JSON)
+
+    async def delete_diary(self, request: Request) -> Response:
+        now = time.monotonic()
+        instance = self.pick_instance()
+        lang = language_of(request.headers.get("accept-language"))
+        user = self.user_of(request)
+        if user is None:
+            return self.json({"detail": MESSAGES[lang]["unauthorized"]}, 401, instance)
+        self.last_activity = now
+        if (resp := self.fault(self.scenario.faults.delete, lang, instance)) is not None:
+            return resp
+        diary_id = request.path_params["diary_id"]
+        task = self.diaries.get(diary_id)
+        if task is None or task.schedule[task.index_at(now)].status != "completed":
+            return self.json({"detail": MESSAGES[lang]["diary_not_found"]}, 404, instance)
+        if task.user != user:
+            return self.json({"detail": MESSAGES[lang]["diary_forbidden"]}, 403, instance)
+        del self.diaries[diary_id]
+        return self.json({"status": "deleted", "diary_id": diary_id, "message": MESSAGES[lang]["deleted"]},
+                         200, instance)
+
+    async def health(self, request: Request) -> Response:
+        return self.json({
+            "status": "healthy",
+            "service": "thankly-sim",
+            "version": __version__,
+            "simulator": {"scenario": self.scenario.name, "time_scale": self.scale,
+                          "instances": self.scenario.instances, "seed": self.seed},
+        }, 200, self.pick_instance())
+
+    async def events(self, request: Request) -> Response:
+        """Ground truth: ``[[t_s, progress, status], ...]`` with ``t_s <= now``."""
+        now = time.monotonic()
+        task = self.tasks.get(request.path_params["task_id"])
+        if task is None:
+            return self.json({"detail": "unknown task"}, 404, 0)
+        return self.json(progress_events(task.schedule, now - task.t0), 200, 0)
+
+    async def task_detail(self, request: Request) -> Response:
+        """Ground truth with steps, labels, the drawn plan and ``t0`` on the server's monotonic clock."""
+        now = time.monotonic()
+        task = self.tasks.get(request.path_params["task_id"])
+        if task is None:
+            return self.json({"detail": "unknown task"}, 404, 0)
+        labels = self.labels["zh"]
+        states = [
+            {"t_s": round(s.t, 6), "progress": s.progress, "step": s.step, "step_name": labels[s.label][0],
+             "message": labels[s.label][1], "status": s.status, "error": s.error}
+            for s in task.schedule if s.t <= now - task.t0
+        ]
+        return self.json({
+            "task_id": task.task_id, "user": task.user, "owner": self.instance_names[task.owner],
+            "t0_monotonic": task.t0, "elapsed_s": now - task.t0,
+            "visible_after_s": task.visible_at - task.t0,
+            "plan": {"validation_s": task.plan.validation_s, "transcription_s": task.plan.transcription_s,
+                     "llm_s": task.plan.llm_s, "saving_s": task.plan.saving_s,
+                     "fail_phase": task.plan.fail_phase, "stuck_phase": task.plan.stuck_phase},
+            "states": states,
+        }, 200, 0)
+
+
+def _image_urls(value: Any) -> list[str]:
+    """The optional ``image_urls`` form field: a JSON list or comma-separated URLs."""
+    if not isinstance(value, str) or not value.strip():
+        return []
+    try:
+        parsed = json.loads(value)
+    except ValueError:
+        parsed = value.split(",")
+    if isinstance(parsed, str):
+        parsed = [parsed]
+    if not isinstance(parsed, list):
+        return []
+    return [str(u).strip() for u in parsed if str(u).strip()]
+
+
+def create_app(scenario: Scenario, time_scale: float = 1.0, require_auth: bool = False,
+               seed: int | None = None) -> Starlette:
+    """The ASGI app for one simulated backend; ``app.state.sim`` is its `Simulator`."""
+    sim = Simulator(scenario, time_scale=time_scale, require_auth=require_auth, seed=seed)
+
+    async def http_error(request: Request, exc: Exception) -> Response:
+        assert isinstance(exc, HTTPException)
+        return sim.json({"detail": exc.detail}, exc.status_code, 0, dict(exc.headers or {}))
+
+    app = Starlette(
+        routes=[
+            Route("/diary/voice/progress/{task_id}", sim.progress, methods=["GET"]),
+            Route("/diary/voice/async", sim.upload, methods=["POST"]),
+            Route("/diary/{diary_id}", sim.delete_diary, methods=["DELETE"]),
+            Route("/health", sim.health, methods=["GET"]),
+            Route("/_sim/tasks/{task_id}/events", sim.events, methods=["GET"]),
+            Route("/_sim/tasks/{task_id}", sim.task_detail, methods=["GET"]),
+        ],
+        exception_handlers={HTTPException: http_error},
+    )
+    app.state.sim = sim
+    return app
