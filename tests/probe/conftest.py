@@ -1,0 +1,47 @@
+"""Shared set-up for the probe-engine tests: real fixtures, real simulator processes, real runs."""
+
+from __future__ import annotations
+
+import json
+import socket
+from pathlib import Path
+
+import pytest
+
+from probes.fixtures import generate_fixtures
+from probes.run_command import run_probes
+
+
+@pytest.fixture(scope="session")
+def fixtures_dir(tmp_path_factory) -> Path:
+    out = tmp_path_factory.mktemp("fixtures")
+    generate_fixtures(out_dir=out, durations=[5.0], formats=["m4a"], lang="en", voice="espeak", source=None)
+    return out
+
+
+def free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+def read_run(run_dir: Path) -> tuple[dict, list[dict]]:
+    meta = json.loads((run_dir / "run.json").read_text())
+    records = [json.loads(line) for line in (run_dir / "probes.jsonl").read_text().splitlines()]
+    return meta, records
+
+
+@pytest.fixture
+def probe_run(tmp_path, fixtures_dir, capsys):
+    """probe_run(url, n=.., **run_probes kwargs) -> (exit code, run.json, records)."""
+
+    def run(url: str, n: int, **kwargs):
+        out = tmp_path / "runs"
+        result = run_probes(target=None, url=url, n=n, out=out, fixtures_dir=fixtures_dir, quiet=True, **kwargs)
+        printed = capsys.readouterr().out.strip().splitlines()
+        assert Path(printed[-1]) == result.run_dir, "the run directory's path is the last line on stdout"
+        meta, records = read_run(result.run_dir)
+        assert records == result.records, "what is on disk is what the run saw"
+        return result.code, meta, records
+
+    return run
