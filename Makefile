@@ -60,7 +60,7 @@ report: $(STAMP)
 	$(PROBES) report $(RUNS)
 
 bench: $(STAMP) fixtures/manifest.json
-	$(BIN)/python bench/run_all.py
+	$(BIN)/python bench/run_all.py $(BENCH)
 
 clean:
 	rm -rf fixtures/*.m4a fixtures/*.wav fixtures/*.mp3 fixtures/*.webm fixtures/manifest.json reports/runs reports/demo

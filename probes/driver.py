@@ -28,7 +28,7 @@ POLL_TIMEOUT_S = 15.0
 
 @dataclass(frozen=True)
 class ProbePlan:
-    """Everything a probe needs; the token is excluded from repr so it cannot leak into logs."""
+    """Everything a probe needs but the client (which carries the credentials as default headers)."""
 
     run_id: str
     target: str
@@ -38,13 +38,7 @@ class ProbePlan:
     cadence: Cadence
     milestones: tuple[int, ...]
     timeout_s: float
-    token: str | None = field(default=None, repr=False)
-    user_name: str | None = None
     cleanup: bool = False
-
-    @property
-    def headers(self) -> dict[str, str]:
-        return wire.request_headers(self.token, self.user_name)
 
 
 @dataclass
@@ -117,9 +111,7 @@ class Probe:
     async def _upload(self) -> bool:
         files, data = wire.upload_form(self.plan.fixture, self.plan.audio)
         try:
-            response = await self.client.post(
-                wire.UPLOAD_PATH, files=files, data=data, headers=self.plan.headers, timeout=UPLOAD_TIMEOUT_S
-            )
+            response = await self.client.post(wire.UPLOAD_PATH, files=files, data=data, timeout=UPLOAD_TIMEOUT_S)
         except httpx.HTTPError as exc:
             self.upload_s = round(self.now(), 6)
             self.outcome, self.error = "upload_error", f"{type(exc).__name__}: {exc}"[:300]
@@ -136,7 +128,8 @@ class Probe:
 
     async def _poll_until_done(self) -> None:
         assert self.task_id is not None
-        path = wire.progress_path(self.task_id)
+        # Parsed once: httpx re-parses a str URL on every request, which dominated the per-poll CPU.
+        url = self.client.base_url.join(wire.progress_path(self.task_id))
         cadence = self.plan.cadence
         due = self.now()
         errors_in_row = 0
@@ -150,7 +143,7 @@ class Probe:
                 await asyncio.sleep(wait)
             start = self.now()
             self.lateness.append(max(0.0, start - due))
-            result, retry_after, answer = await self._poll_once(path, start)
+            result, retry_after, answer = await self._poll_once(url, start)
             if answer.progress is not None:
                 self.state.progress, self.state.step_name = answer.progress, answer.step_name
                 self.on_update(self.state)
@@ -169,10 +162,13 @@ class Probe:
             next_due = cadence.next_due(due, result, errors_in_row, retry_after)
             due = max(next_due, self.now())
 
-    async def _poll_once(self, path: str, start: float) -> tuple[PollResult, float | None, wire.ProgressAnswer]:
-        remaining = max(0.5, self.plan.timeout_s - start)
+    async def _poll_once(self, url: httpx.URL, start: float) -> tuple[PollResult, float | None, wire.ProgressAnswer]:
+        remaining = self.plan.timeout_s - start
         try:
-            response = await self.client.get(path, headers=self.plan.headers, timeout=min(POLL_TIMEOUT_S, remaining))
+            if remaining < POLL_TIMEOUT_S:
+                response = await self.client.get(url, timeout=max(0.5, remaining))
+            else:  # the client's default timeout is POLL_TIMEOUT_S
+                response = await self.client.get(url)
         except httpx.HTTPError as exc:
             self.error = f"{type(exc).__name__}"
             self.samples.append([round(start, 6), None, None, None, None, None, round(self.now() - start, 6)])
@@ -201,9 +197,7 @@ class Probe:
         if not (self.plan.cleanup and self.diary_id):
             return
         try:
-            response = await self.client.delete(
-                wire.diary_path(self.diary_id), headers=self.plan.headers, timeout=POLL_TIMEOUT_S
-            )
+            response = await self.client.delete(wire.diary_path(self.diary_id))
             self.cleanup = "deleted" if response.status_code < 300 else "failed"
         except httpx.HTTPError:
             self.cleanup = "failed"

@@ -9,9 +9,10 @@ from __future__ import annotations
 import asyncio
 import hashlib
 import sys
+from dataclasses import dataclass
 from pathlib import Path
 
-from probes import __version__, defaults
+from probes import __version__, defaults, wire
 from probes.cadence import Cadence
 from probes.config import Target, resolve_target
 from probes.driver import ProbePlan
@@ -23,6 +24,14 @@ from probes.store import RunWriter, new_run_id, utc_iso
 from probes.summary import print_summary
 
 UNREACHED = frozenset({"upload_error", "auth_error"})
+
+
+@dataclass(frozen=True)
+class RunResult:
+    code: int
+    run_dir: Path
+    records: list[dict]
+    time_scale: float | None
 
 
 def _read_fixture(fixtures_dir: Path, name: str) -> tuple[dict, bytes]:
@@ -54,7 +63,7 @@ def run_probes(
     interval: float = defaults.FINE_INTERVAL_S, milestones: list[int] = list(defaults.MILESTONES),
     timeout_s: float = defaults.PROBE_TIMEOUT_S, out: Path = defaults.RUNS_DIR,
     targets_file: Path = defaults.TARGETS_FILE, fixtures_dir: Path = defaults.FIXTURES_DIR, quiet: bool = False,
-) -> int:
+) -> RunResult:
     _validate(n, concurrency, timeout_s, milestones)
     try:
         poll_cadence = Cadence(cadence, interval)
@@ -66,11 +75,11 @@ def run_probes(
     run_id = new_run_id(chosen.name, label)
     plan = ProbePlan(
         run_id=run_id, target=chosen.name, label=label, fixture=entry, audio=audio, cadence=poll_cadence,
-        milestones=tuple(sorted(set(milestones))), timeout_s=timeout_s, token=token,
-        user_name=chosen.user_name, cleanup=chosen.cleanup,
+        milestones=tuple(sorted(set(milestones))), timeout_s=timeout_s, cleanup=chosen.cleanup,
     )
+    headers = wire.request_headers(token, chosen.user_name)
     with asyncio.Runner(loop_factory=_loop_factory()) as runner:
-        return runner.run(_run(chosen, plan, n, concurrency, out, quiet))
+        return runner.run(_run(chosen, plan, headers, n, concurrency, out, quiet))
 
 
 def _loop_factory():
@@ -82,8 +91,10 @@ def _loop_factory():
     return uvloop.new_event_loop
 
 
-async def _run(target: Target, plan: ProbePlan, n: int, concurrency: int, out: Path, quiet: bool) -> int:
-    async with make_client(target.base_url, concurrency) as client:
+async def _run(
+    target: Target, plan: ProbePlan, headers: dict[str, str], n: int, concurrency: int, out: Path, quiet: bool
+) -> RunResult:
+    async with make_client(target.base_url, concurrency, headers) as client:
         print_fp = await fingerprint(client)
         scenario, time_scale = simulator_info(print_fp["health"])
         fixture = {k: plan.fixture.get(k) for k in ("name", "duration_s", "form_duration", "bytes", "sha256", "content_type")}
@@ -107,8 +118,9 @@ async def _run(target: Target, plan: ProbePlan, n: int, concurrency: int, out: P
         print(f"interrupted: {len(writer.records)} probe(s) on disk", file=sys.stderr)
     sys.stderr.flush()
     print(writer.dir, flush=True)
+    code = EXIT_OK
     if interrupted:
-        return 130
-    if writer.records and all(r["outcome"] in UNREACHED for r in writer.records):
-        return EXIT_UNREACHABLE
-    return EXIT_OK
+        code = 130
+    elif writer.records and all(r["outcome"] in UNREACHED for r in writer.records):
+        code = EXIT_UNREACHABLE
+    return RunResult(code, writer.dir, writer.records, time_scale)

@@ -14,16 +14,21 @@ import httpx
 from httpx_aiohttp import HttpxAiohttpClient
 
 from probes import wire
-from probes.driver import Probe, ProbePlan, ProbeState
+from probes.driver import POLL_TIMEOUT_S, Probe, ProbePlan, ProbeState
 from probes.store import RunWriter
 
 HEALTH_TIMEOUT_S = 5.0
 
 
-def make_client(base_url: str, concurrency: int) -> httpx.AsyncClient:
-    """httpx's API on aiohttp's transport: a plain AsyncClient collapses near 500 flows (encode/httpx#3215)."""
+def make_client(base_url: str, concurrency: int, headers: dict[str, str]) -> httpx.AsyncClient:
+    """httpx's API on aiohttp's transport: a plain AsyncClient collapses near 500 flows (encode/httpx#3215).
+
+    The credentials ride as the client's default headers, so no request needs them passed again.
+    """
     limits = httpx.Limits(max_connections=max(10, concurrency * 2), max_keepalive_connections=max(10, concurrency * 2))
-    return HttpxAiohttpClient(base_url=base_url, limits=limits, trust_env=False, timeout=httpx.Timeout(30.0))
+    return HttpxAiohttpClient(
+        base_url=base_url, headers=headers, limits=limits, trust_env=False, timeout=httpx.Timeout(POLL_TIMEOUT_S)
+    )
 
 
 async def fingerprint(client: httpx.AsyncClient) -> dict[str, Any]:
