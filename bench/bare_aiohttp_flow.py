@@ -17,7 +17,10 @@ import aiohttp
 import uvloop
 
 
-async def flow(session: aiohttp.ClientSession, url: str, audio: bytes, seconds: float, lateness: list[float]) -> None:
+async def flow(
+    session: aiohttp.ClientSession, url: str, audio: bytes, seconds: float, lateness: list[float], delay: float
+) -> None:
+    await asyncio.sleep(delay)  # the same stagger over one interval as `probes run`
     form = aiohttp.FormData()
     form.add_field("audio", audio, filename="speech-en-5s.m4a", content_type="audio/m4a")
     form.add_field("duration", "5")
@@ -39,7 +42,7 @@ async def main_async(url: str, flows: int, seconds: float, audio: bytes) -> dict
     lateness: list[float] = []
     connector = aiohttp.TCPConnector(limit=flows * 2)
     async with aiohttp.ClientSession(connector=connector) as session:
-        await asyncio.gather(*(flow(session, url, audio, seconds, lateness) for _ in range(flows)))
+        await asyncio.gather(*(flow(session, url, audio, seconds, lateness, i * 0.3 / flows) for i in range(flows)))
     lateness.sort()
     pick = lambda q: lateness[min(len(lateness) - 1, int(q * len(lateness)))]  # noqa: E731
     return {"polls": len(lateness), "lateness_p50": pick(0.5), "lateness_p99": pick(0.99)}

@@ -42,12 +42,11 @@ from typing import Any
 
 import numpy as np
 
-from probes import audio, speech
+from probes import audio, defaults, speech
+from probes.manifest import MANIFEST_NAME, SCHEMA, fixture_entry, load_manifest  # noqa: F401  (re-exported)
 from probes.errors import UsageError
 
-SCHEMA = 1
-DEFAULT_FIXTURE = "speech-en-5s.m4a"
-MANIFEST_NAME = "manifest.json"
+DEFAULT_FIXTURE = defaults.FIXTURE
 
 # thankly's synchronous upload validation (DESIGN.md).
 MIN_DURATION_S = 5
@@ -323,35 +322,6 @@ def _measure(path: Path, digest: str) -> tuple[float | None, int | None, int | N
         except audio.AudioDecodeError:
             _measured[digest] = (None, None, None)
     return _measured[digest]
-
-
-def load_manifest(fixtures_dir: Path) -> dict[str, Any]:
-    """Read fixtures/manifest.json, with a one-line reason when it is missing or wrong."""
-    path = Path(fixtures_dir) / MANIFEST_NAME
-    try:
-        text = path.read_text(encoding="utf-8")
-    except FileNotFoundError:
-        raise UsageError(f"{path} not found: run `make fixtures`") from None
-    except (OSError, UnicodeDecodeError) as exc:
-        raise UsageError(f"{path}: cannot read manifest ({exc})") from None
-    try:
-        manifest = json.loads(text)
-    except json.JSONDecodeError as exc:
-        raise UsageError(f"{path}: manifest is not valid JSON ({exc.msg}, line {exc.lineno}); run `make fixtures`") from None
-    if not isinstance(manifest, dict) or not isinstance(manifest.get("files"), dict):
-        raise UsageError(f"{path}: manifest has no 'files' table; run `make fixtures`")
-    if manifest.get("schema") != SCHEMA:
-        raise UsageError(f"{path}: manifest schema {manifest.get('schema')!r}, expected {SCHEMA}; run `make fixtures`")
-    return manifest
-
-
-def fixture_entry(manifest: dict[str, Any], name: str) -> dict[str, Any]:
-    """The manifest entry of fixture `name`; a UsageError names the known ones."""
-    files = manifest.get("files", {})
-    if name not in files:
-        known = ", ".join(sorted(files)) or "none"
-        raise UsageError(f"unknown fixture {name!r}; known: {known}")
-    return files[name]
 
 
 def _sha256(data: bytes) -> str:

@@ -14,10 +14,12 @@ import httpx
 from httpx_aiohttp import HttpxAiohttpClient
 
 from probes import wire
+from probes.cadence import APP_FAST_INTERVAL_S
 from probes.driver import POLL_TIMEOUT_S, Probe, ProbePlan, ProbeState
 from probes.store import RunWriter
 
 HEALTH_TIMEOUT_S = 5.0
+STAGGER_S = APP_FAST_INTERVAL_S
 
 
 def make_client(base_url: str, concurrency: int, headers: dict[str, str]) -> httpx.AsyncClient:
@@ -66,7 +68,8 @@ async def run_probes_async(
     width = max(4, len(str(n)))
     first_headers: list[dict[str, str]] = []
 
-    async def worker() -> None:
+    async def worker(delay: float) -> None:
+        await asyncio.sleep(delay)
         while (index := next(ids)) <= n:
             probe = Probe(client, plan, f"{index:0{width}d}", on_update)
             try:
@@ -78,7 +81,10 @@ async def run_probes_async(
                 first_headers.append(probe.first_headers)
             writer.append(record)
 
+    workers = min(concurrency, n)
     async with asyncio.TaskGroup() as group:
-        for _ in range(min(concurrency, n)):
-            group.create_task(worker())
+        for i in range(workers):
+            # Spread the first uploads over one poll interval, as users would arrive: started
+            # together, C probes would poll in lock-step bursts and measure their own queueing.
+            group.create_task(worker(i * STAGGER_S / workers))
     return first_headers[0] if first_headers else None

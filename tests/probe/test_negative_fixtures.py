@@ -5,7 +5,7 @@ from __future__ import annotations
 import httpx
 
 from probes import wire
-from probes.fixtures import load_manifest
+from probes.manifest import load_manifest
 
 
 def test_simulator_answers_each_fixture_with_its_expected_status(sim, fixtures_dir):
