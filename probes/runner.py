@@ -77,8 +77,8 @@ async def run_probes_async(
             except asyncio.CancelledError:
                 writer.append(probe.record())
                 raise
-            if not first_headers and probe.first_headers is not None:
-                first_headers.append(probe.first_headers)
+            if not first_headers and probe.log.first_headers is not None:
+                first_headers.append(probe.log.first_headers)
             writer.append(record)
 
     workers = min(concurrency, n)

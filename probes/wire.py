@@ -10,7 +10,7 @@ from __future__ import annotations
 import json
 from dataclasses import dataclass
 from email.utils import parsedate_to_datetime
-from typing import Any, Mapping
+from typing import Any, Callable, Mapping
 
 UPLOAD_PATH = "/diary/voice/async"
 HEALTH_PATH = "/health"
@@ -164,10 +164,10 @@ def safe_headers(headers: Mapping[str, str]) -> dict[str, str]:
     }
 
 
-def instance_of(headers: Mapping[str, str]) -> str | None:
+def instance_of(header: Callable[[str], str | None]) -> str | None:
+    """Which instance answered, from a header getter (httpx and Locust responses differ)."""
     for name in INSTANCE_HEADERS:
-        value = headers.get(name)
+        value = header(name)
         if value:
             return value[:80]
     return None
-
