@@ -102,12 +102,12 @@ def run(
     """Probe a target: upload, poll like the app, write a run directory and print its path."""
     from probes.run_command import run_probes
 
-    code = run_probes(
+    result = run_probes(
         target=target, url=url, token_env=token_env, n=n, concurrency=concurrency, label=label,
         fixture=fixture, cadence=cadence, interval=interval, milestones=_csv_ints(milestones),
         timeout_s=timeout, out=out, targets_file=targets_file, fixtures_dir=fixtures_dir, quiet=quiet,
     )
-    raise typer.Exit(code)
+    raise typer.Exit(result.code)
 
 
 @app.command()
