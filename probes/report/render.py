@@ -1,0 +1,170 @@
+"""report.html (self-contained) and report.md from tables, figures and run metadata.
+
+Why no template engine: the page is a handful of sections; f-strings with
+html.escape keep it dependency-free, and every PNG is inlined as a base64 data
+URI so the single file can be mailed or attached to a ticket.
+"""
+
+from __future__ import annotations
+
+import base64
+import html
+import json
+import math
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import pandas as pd
+
+FIGURE_TITLES = {
+    "progress": "Progress vs time",
+    "milestones": "Time to each milestone",
+    "phases": "Where the time goes",
+    "totals": "Total time distribution",
+    "outcomes": "Outcomes",
+}
+
+CSS = """
+body{font-family:system-ui,-apple-system,Segoe UI,sans-serif;margin:2em auto;max-width:1150px;color:#222;padding:0 1em}
+h1{font-size:1.6em}h2{margin-top:1.6em;border-bottom:1px solid #ddd;padding-bottom:.2em}
+table{border-collapse:collapse;font-size:.85em;margin:.6em 0}
+th,td{border:1px solid #ccc;padding:.25em .55em;text-align:right;white-space:nowrap}
+th{background:#f3f3f3}td.t,th.t{text-align:left}
+.note{background:#fff7d6;border-left:4px solid #e0b000;padding:.4em .8em;margin:.4em 0}
+img{max-width:100%;border:1px solid #eee;margin:.5em 0}
+pre{background:#f7f7f7;padding:.6em;overflow-x:auto;font-size:.85em}
+.scroll{overflow-x:auto}
+"""
+
+
+@dataclass
+class ReportContent:
+    """Everything a rendered report shows; built by build.py, rendered here."""
+
+    title: str
+    generated_at: str
+    notes: list[str]
+    runs: pd.DataFrame
+    outcomes: pd.DataFrame
+    timings: pd.DataFrame
+    bands: pd.DataFrame
+    figures: dict[str, Path]
+    fingerprints: list[dict[str, Any]]
+    data_files: list[str]
+
+
+def fmt(value: Any) -> str:
+    """One cell as text: seconds with 2 decimals, shares as %, missing as an en dash."""
+    if value is None or (isinstance(value, float) and math.isnan(value)) or value is pd.NA:
+        return "–"
+    if isinstance(value, bool):
+        return str(value)
+    if isinstance(value, int):
+        return str(value)
+    if isinstance(value, float):
+        return str(int(value)) if value.is_integer() and abs(value) < 1e15 else f"{value:.2f}"
+    return str(value)
+
+
+def _cells(df: pd.DataFrame) -> tuple[list[str], list[list[str]]]:
+    header = [str(c) for c in df.columns]
+    rows = []
+    for rec in df.itertuples(index=False):
+        rows.append([fmt(v.item() if hasattr(v, "item") else v) for v in rec])
+    return header, rows
+
+
+def _percent_cols(df: pd.DataFrame) -> pd.DataFrame:
+    df = df.copy()
+    if "failure_rate" in df.columns:
+        df["failure_rate"] = df["failure_rate"].map(lambda x: f"{x:.0%}" if pd.notna(x) else "–")
+    return df
+
+
+def markdown_table(df: pd.DataFrame) -> str:
+    """A GitHub-flavoured Markdown table (no tabulate dependency)."""
+    header, rows = _cells(df)
+    esc = lambda s: s.replace("|", "\\|").replace("\n", " ")  # noqa: E731
+    lines = ["| " + " | ".join(map(esc, header)) + " |", "|" + "|".join("---" for _ in header) + "|"]
+    lines += ["| " + " | ".join(map(esc, r)) + " |" for r in rows]
+    return "\n".join(lines)
+
+
+def html_table(df: pd.DataFrame, text_cols: int = 0) -> str:
+    """An escaped HTML table; the first text_cols columns align left."""
+    header, rows = _cells(df)
+    cls = lambda i: ' class="t"' if i < text_cols else ""  # noqa: E731
+    head = "".join(f"<th{cls(i)}>{html.escape(h)}</th>" for i, h in enumerate(header))
+    body = "".join("<tr>" + "".join(f"<td{cls(i)}>{html.escape(c)}</td>" for i, c in enumerate(r)) + "</tr>"
+                   for r in rows)
+    return f'<div class="scroll"><table><thead><tr>{head}</tr></thead><tbody>{body}</tbody></table></div>'
+
+
+def data_uri(path: Path) -> str:
+    return "data:image/png;base64," + base64.b64encode(path.read_bytes()).decode("ascii")
+
+
+def _json(value: Any) -> str:
+    return html.escape(json.dumps(value, ensure_ascii=False, indent=1))
+
+
+def _fingerprint_html(fp: dict[str, Any]) -> str:
+    sig = fp.get("signature") or []
+    sig_df = pd.DataFrame([s if isinstance(s, list) else [s] for s in sig]) if sig else pd.DataFrame()
+    if not sig_df.empty and sig_df.shape[1] == 3:
+        sig_df.columns = ["band", "step_name", "message"]
+    parts = [f"<h3>{html.escape(str(fp.get('run_id')))}</h3>"]
+    parts.append(f"<p>health (HTTP {html.escape(fmt(fp.get('health_status')))}):</p><pre>{_json(fp.get('health'))}</pre>")
+    parts.append(f"<p>response headers:</p><pre>{_json(fp.get('headers'))}</pre>")
+    parts.append("<p>progress-state signature (first-seen order):</p>"
+                 + (html_table(sig_df, text_cols=3) if not sig_df.empty else "<p>(none recorded)</p>"))
+    return "\n".join(parts)
+
+
+def render_html(c: ReportContent) -> str:
+    notes = "".join(f'<div class="note">{html.escape(n)}</div>' for n in c.notes)
+    figs = "".join(f"<h3>{html.escape(FIGURE_TITLES.get(k, k))}</h3>"
+                   f'<img alt="{html.escape(FIGURE_TITLES.get(k, k))}" src="{data_uri(p)}">'
+                   for k, p in c.figures.items())
+    fps = "".join(_fingerprint_html(fp) for fp in c.fingerprints)
+    files = ", ".join(html.escape(f) for f in c.data_files)
+    return f"""<!DOCTYPE html>
+<html lang="en"><head><meta charset="utf-8"><title>{html.escape(c.title)}</title>
+<style>{CSS}</style></head><body>
+<h1>{html.escape(c.title)}</h1>
+<p>Generated {html.escape(c.generated_at)}. Data beside this file: {files}.</p>
+{notes}
+<h2>Runs</h2>{html_table(c.runs, text_cols=len(c.runs.columns))}
+<h2>Outcomes</h2>{html_table(_percent_cols(c.outcomes), text_cols=2)}
+<h2>Timings (seconds)</h2>
+<p>Per target/label and metric: probes with a value, percentiles and max. t_N = first poll at or above N %;
+dwell_32 = time seen exactly at 32 %; stall_s = longest time progress stood still; total_s = completed probes.</p>
+{html_table(c.timings, text_cols=3)}
+<h2>Where the time goes (median seconds per band, completed probes)</h2>
+{html_table(c.bands.reset_index(), text_cols=1)}
+<h2>Figures</h2>{figs}
+<h2>Fingerprints</h2>{fps}
+</body></html>
+"""
+
+
+def render_markdown(c: ReportContent) -> str:
+    notes = "\n".join(f"> {n}" for n in c.notes)
+    figs = "\n".join(f"![{FIGURE_TITLES.get(k, k)}]({p.name})" for k, p in c.figures.items())
+    sigs = []
+    for fp in c.fingerprints:
+        rows = [s for s in (fp.get("signature") or []) if isinstance(s, list) and len(s) == 3]
+        sig_df = pd.DataFrame(rows, columns=["band", "step_name", "message"]) if rows else None
+        sigs.append(f"### {fp.get('run_id')}\n\nhealth: `{json.dumps(fp.get('health'), ensure_ascii=False)}`  \n"
+                    f"headers: `{json.dumps(fp.get('headers'), ensure_ascii=False)}`\n\n"
+                    + (markdown_table(sig_df) if sig_df is not None else "(no signature recorded)"))
+    return "\n\n".join([
+        f"# {c.title}", f"Generated {c.generated_at}. Data: {', '.join(c.data_files)}.", notes,
+        "## Runs", markdown_table(c.runs),
+        "## Outcomes", markdown_table(_percent_cols(c.outcomes)),
+        "## Timings (seconds)", markdown_table(c.timings),
+        "## Where the time goes (median seconds per band, completed probes)", markdown_table(c.bands.reset_index()),
+        "## Figures", figs,
+        "## Fingerprints", *sigs,
+    ]) + "\n"

@@ -1,0 +1,180 @@
+"""Pure statistics for comparing two runs: arrays in, numbers and verdicts out.
+
+Why these tests: probe timings are skewed and often bimodal (a plateau either
+happens or not), so the comparison uses medians, a bootstrap interval for the
+change in median and the rank-based Mann-Whitney U test, never means and t.
+
+    compare_metric(name, baseline, candidate, thresholds)  -> MetricResult
+    compare_failure_rate(b_failed, b_n, c_failed, c_n, thresholds) -> FailureResult
+    bootstrap_median_diff_ci(a, b)   95 % interval of median(b) - median(a)
+    mann_whitney_p(a, b)             two-sided p-value
+"""
+
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass
+
+import numpy as np
+from scipy import stats as _st
+
+REGRESSION, IMPROVEMENT, NO_CHANGE, TOO_FEW = "regression", "improvement", "no change", "too few"
+EXACT_BOOTSTRAP_MAX_N = 1000  # above this, draw the resample median's rank from its binomial law
+BATCH_CELLS = 4_000_000  # resample values held at once (~32 MB)
+
+
+@dataclass(frozen=True)
+class Thresholds:
+    """When a change counts: worse p50 by > max_rel AND > max_abs seconds AND p < alpha.
+
+    Failure rate: candidate's non-completed share higher by >= max_fail_points
+    (0.20 = 20 points) with a Fisher exact p < alpha; min_n probes a side.
+    """
+
+    max_rel: float = 0.10
+    max_abs: float = 0.5
+    alpha: float = 0.05
+    min_n: int = 5
+    max_fail_points: float = 0.20
+    resamples: int = 2000
+    seed: int = 0
+
+
+@dataclass(frozen=True)
+class MetricResult:
+    metric: str
+    n_baseline: int
+    n_candidate: int
+    p50_baseline: float
+    p50_candidate: float
+    p90_baseline: float
+    p90_candidate: float
+    change: float  # p50 candidate - p50 baseline, seconds (positive = slower)
+    rel_change: float  # change / p50 baseline (inf when the baseline p50 is 0)
+    ci_low: float
+    ci_high: float
+    p_value: float
+    verdict: str
+
+
+@dataclass(frozen=True)
+class FailureResult:
+    n_baseline: int
+    n_candidate: int
+    failed_baseline: int
+    failed_candidate: int
+    rate_baseline: float
+    rate_candidate: float
+    p_value: float
+    verdict: str
+
+
+def _clean(x: np.ndarray) -> np.ndarray:
+    x = np.asarray(x, dtype=float)
+    return x[np.isfinite(x)]
+
+
+def quantile(x: np.ndarray, q: float) -> float:
+    x = _clean(x)
+    return float(np.quantile(x, q)) if x.size else float("nan")
+
+
+def mann_whitney_p(a: np.ndarray, b: np.ndarray) -> float:
+    """Two-sided Mann-Whitney U p-value; 1.0 when it is undefined (all values tied, empty side)."""
+    a, b = _clean(a), _clean(b)
+    if not a.size or not b.size:
+        return float("nan")
+    if np.ptp(np.concatenate([a, b])) == 0:
+        return 1.0
+    p = float(_st.mannwhitneyu(a, b, alternative="two-sided").pvalue)
+    return p if math.isfinite(p) else 1.0
+
+
+def bootstrap_medians(x: np.ndarray, resamples: int, rng: np.random.Generator) -> np.ndarray:
+    """Medians of `resamples` bootstrap resamples of x, vectorised.
+
+    Small samples are resampled directly, in batches that bound memory. For
+    large ones the resample median is the order statistic x_(k) of the sorted
+    data, whose rank has a known law: P(rank <= j) = P(Binomial(n, (j+1)/n) >= k+1);
+    drawing the rank from it is exact for odd n (lower median for even n, a
+    negligible difference at n > 1000) and costs O(n + resamples).
+    """
+    x = np.sort(_clean(x))
+    n = x.size
+    if n == 0:
+        return np.full(resamples, np.nan)
+    if n <= EXACT_BOOTSTRAP_MAX_N:
+        out = np.empty(resamples)
+        batch = max(1, BATCH_CELLS // n)
+        for start in range(0, resamples, batch):
+            stop = min(start + batch, resamples)
+            idx = rng.integers(0, n, size=(stop - start, n))
+            out[start:stop] = np.median(x[idx], axis=1)
+        return out
+    k = (n - 1) // 2
+    cdf = _st.binom.sf(k, n, np.arange(1, n + 1) / n)  # P(at least k+1 draws <= x_(j))
+    ranks = np.searchsorted(cdf, rng.random(resamples), side="left")
+    return x[np.minimum(ranks, n - 1)]
+
+
+def bootstrap_median_diff_ci(a: np.ndarray, b: np.ndarray, *, resamples: int = 2000, level: float = 0.95,
+                             seed: int = 0) -> tuple[float, float]:
+    """Percentile bootstrap interval of median(b) - median(a), seeded so reruns agree."""
+    a, b = _clean(a), _clean(b)
+    if not a.size or not b.size:
+        return float("nan"), float("nan")
+    rng = np.random.default_rng(seed)
+    diff = bootstrap_medians(b, resamples, rng) - bootstrap_medians(a, resamples, rng)
+    tail = (1 - level) / 2 * 100
+    lo, hi = np.percentile(diff, [tail, 100 - tail])
+    return float(lo), float(hi)
+
+
+def relative_change(base: float, change: float) -> float:
+    if base == 0:
+        return 0.0 if change == 0 else math.copysign(math.inf, change)
+    return change / abs(base)
+
+
+def decide(change: float, rel: float, p: float, th: Thresholds) -> str:
+    """Regression/improvement only when the p50 moved by more than both thresholds and p < alpha."""
+    significant = math.isfinite(p) and p < th.alpha
+    if significant and change > th.max_abs and rel > th.max_rel:
+        return REGRESSION
+    if significant and -change > th.max_abs and -rel > th.max_rel:
+        return IMPROVEMENT
+    return NO_CHANGE
+
+
+def compare_metric(metric: str, baseline: np.ndarray, candidate: np.ndarray, th: Thresholds = Thresholds()
+                   ) -> MetricResult:
+    """All figures and the verdict for one timing metric (seconds, lower is better)."""
+    a, b = _clean(baseline), _clean(candidate)
+    p50a, p50b = quantile(a, 0.5), quantile(b, 0.5)
+    change = p50b - p50a
+    rel = relative_change(p50a, change) if a.size and b.size else float("nan")
+    if a.size < th.min_n or b.size < th.min_n:
+        ci, p, verdict = (float("nan"), float("nan")), float("nan"), TOO_FEW
+    else:
+        ci = bootstrap_median_diff_ci(a, b, resamples=th.resamples, seed=th.seed)
+        p = mann_whitney_p(a, b)
+        verdict = decide(change, rel, p, th)
+    return MetricResult(metric, int(a.size), int(b.size), p50a, p50b, quantile(a, 0.9), quantile(b, 0.9),
+                        change, rel, ci[0], ci[1], p, verdict)
+
+
+def compare_failure_rate(failed_a: int, n_a: int, failed_b: int, n_b: int, th: Thresholds = Thresholds()
+                         ) -> FailureResult:
+    """Failure share each side; a verdict when it moved >= max_fail_points with Fisher p < alpha."""
+    ra = failed_a / n_a if n_a else float("nan")
+    rb = failed_b / n_b if n_b else float("nan")
+    if n_a < th.min_n or n_b < th.min_n:
+        return FailureResult(n_a, n_b, failed_a, failed_b, ra, rb, float("nan"), TOO_FEW)
+    table = [[failed_a, n_a - failed_a], [failed_b, n_b - failed_b]]
+    p = float(_st.fisher_exact(table, alternative="two-sided").pvalue)
+    verdict = NO_CHANGE
+    if p < th.alpha and rb - ra >= th.max_fail_points - 1e-12:
+        verdict = REGRESSION
+    elif p < th.alpha and ra - rb >= th.max_fail_points - 1e-12:
+        verdict = IMPROVEMENT
+    return FailureResult(n_a, n_b, failed_a, failed_b, ra, rb, p, verdict)

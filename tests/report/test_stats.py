@@ -1,0 +1,56 @@
+import math
+
+import numpy as np
+import pytest
+
+from probes import stats
+
+
+def test_bootstrap_ci_covers_a_known_shift():
+    rng = np.random.default_rng(0)
+    a = rng.normal(10, 1, 200)
+    b = rng.normal(12, 1, 200)
+    lo, hi = stats.bootstrap_median_diff_ci(a, b, seed=1)
+    assert lo < 2 < hi and lo > 1
+    assert stats.bootstrap_median_diff_ci(a, b, seed=1) == (lo, hi)  # seeded
+
+
+def test_large_sample_bootstrap_agrees_with_direct_resampling(monkeypatch):
+    x = np.random.default_rng(3).lognormal(0, 0.5, 1501)  # odd n: exact
+    direct = stats.bootstrap_medians(x, 4000, np.random.default_rng(1))
+    monkeypatch.setattr(stats, "EXACT_BOOTSTRAP_MAX_N", 10)
+    binomial = stats.bootstrap_medians(x, 4000, np.random.default_rng(1))
+    assert np.std(binomial) == pytest.approx(np.std(direct), rel=0.1)
+    assert np.percentile(binomial, 97.5) == pytest.approx(np.percentile(direct, 97.5), rel=0.02)
+
+
+def test_mann_whitney_ties_and_empty():
+    assert stats.mann_whitney_p(np.zeros(10), np.zeros(10)) == 1.0
+    assert math.isnan(stats.mann_whitney_p(np.array([]), np.ones(3)))
+    assert stats.mann_whitney_p(np.arange(10.0), np.arange(10.0) + 100) < 0.001
+
+
+@pytest.mark.parametrize("change,rel,p,verdict", [
+    (1.0, 0.2, 0.01, stats.REGRESSION),
+    (0.4, 0.2, 0.01, stats.NO_CHANGE),  # under max_abs
+    (1.0, 0.05, 0.01, stats.NO_CHANGE),  # under max_rel
+    (1.0, 0.2, 0.2, stats.NO_CHANGE),  # not significant
+    (-1.0, -0.2, 0.01, stats.IMPROVEMENT),
+    (52.0, math.inf, 0.001, stats.REGRESSION),  # from a zero baseline
+])
+def test_decide(change, rel, p, verdict):
+    assert stats.decide(change, rel, p, stats.Thresholds()) == verdict
+
+
+def test_compare_metric_too_few():
+    r = stats.compare_metric("t", np.ones(3), np.ones(10))
+    assert r.verdict == stats.TOO_FEW and r.n_baseline == 3
+
+
+def test_failure_rate_rule():
+    th = stats.Thresholds()
+    assert stats.compare_failure_rate(0, 20, 8, 20, th).verdict == stats.REGRESSION
+    assert stats.compare_failure_rate(0, 5, 1, 5, th).verdict == stats.NO_CHANGE  # 20 pts but p = 1
+    assert stats.compare_failure_rate(0, 5, 5, 5, th).verdict == stats.REGRESSION
+    assert stats.compare_failure_rate(8, 20, 0, 20, th).verdict == stats.IMPROVEMENT
+    assert stats.compare_failure_rate(0, 2, 2, 2, th).verdict == stats.TOO_FEW
