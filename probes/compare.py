@@ -51,6 +51,7 @@ class SignatureDiff:
     only_candidate: list[tuple[str, str]] = field(default_factory=list)
     only_baseline: list[tuple[str, str]] = field(default_factory=list)
     unreached: list[tuple[str, str, str]] = field(default_factory=list)  # (side that lacks it, step, msg)
+    brief: list[tuple[str, str, str]] = field(default_factory=list)  # (side that lacks it, step, msg)
     band_only: list[tuple[str, str, str, str]] = field(default_factory=list)  # (side, band, step, msg)
     missing: list[str] = field(default_factory=list)  # sides without a signature
 
@@ -106,6 +107,15 @@ def signature_diff(baseline_sig: Any, candidate_sig: Any) -> SignatureDiff:
     for pair, floor in fa.items():
         if pair not in fb:
             (d.only_baseline.append(pair) if floor <= reach_b else d.unreached.append(("candidate", *pair)))
+    # A side that shows nothing new but lacks a message of a step it does show may just have
+    # polled past a brief state (e.g. 96 % "saved" lasts 0.1 s): timing, not code.
+    steps_a, steps_b = {step for step, _ in fa}, {step for step, _ in fb}
+    if not d.only_candidate:
+        d.brief += [("candidate", *p) for p in d.only_baseline if p[0] in steps_b]
+        d.only_baseline = [p for p in d.only_baseline if p[0] not in steps_b]
+    if not d.only_baseline:
+        d.brief += [("baseline", *p) for p in d.only_candidate if p[0] in steps_a]
+        d.only_candidate = [p for p in d.only_candidate if p[0] not in steps_a]
     shared = set(fa) & set(fb)
     full_a, full_b = set(a), set(b)
     d.band_only = ([("candidate", *s) for s in b if s not in full_a and (s[1], s[2]) in shared]
@@ -131,6 +141,11 @@ def signature_lines(d: SignatureDiff) -> list[str]:
         if states:
             lines.append(f"note: the {side}'s probes never got as far as these states (not a code signal): "
                          + "; ".join(states))
+    for side in ("baseline", "candidate"):
+        states = [f"{s} / {m}" for who, s, m in d.brief if who == side]
+        if states:
+            lines.append(f"note: the {side}'s polls never caught these states, perhaps too brief to be polled "
+                         "(not a code signal): " + "; ".join(states))
     if d.band_only:
         lines.append(f"note: {len(d.band_only)} state(s) first seen at other progress bands on one side only "
                      "(timing, not code; ignored)")

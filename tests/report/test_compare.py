@@ -101,3 +101,14 @@ def test_signature_fires_for_new_states_within_reach():
     a = [["20-29", "处理中", "准备"], ["20-29", "转录中", "识别"]]
     b = [["20-29", "处理中", "准备"], ["20-29", "转录中", "识别"], ["20-29", "排队中", "请稍候"]]
     assert signature_diff(a, b).only_candidate == [("排队中", "请稍候")]
+
+
+def test_a_missed_brief_state_is_a_note_but_a_changed_message_fires():
+    base = [["20-29", "转录中", "识别"], ["90-99", "保存中", "准备保存"], ["90-99", "保存中", "保存成功"],
+            ["100", "完成", "成功"]]
+    missed = [s for s in base if s[2] != "保存成功"]  # polled past the 0.1 s "saved" state
+    d = signature_diff(base, missed)
+    assert not d.fires and d.brief == [("candidate", "保存中", "保存成功")]
+    reworded = missed + [["90-99", "保存中", "已保存"]]  # the same step now says something else
+    d = signature_diff(base, reworded)
+    assert d.fires and d.only_candidate == [("保存中", "已保存")] and d.only_baseline == [("保存中", "保存成功")]
