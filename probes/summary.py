@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import statistics
 from collections import Counter
 from typing import Any, Iterable
 
@@ -10,14 +11,10 @@ from rich.table import Table
 
 
 def _quantile(values: list[float], q: float) -> float | None:
-    """Linear-interpolated quantile (numpy's default), without importing numpy for a 5-row table."""
-    if not values:
-        return None
-    ordered = sorted(values)
-    pos = q * (len(ordered) - 1)
-    lo = int(pos)
-    hi = min(lo + 1, len(ordered) - 1)
-    return ordered[lo] + (ordered[hi] - ordered[lo]) * (pos - lo)
+    """numpy's default (linear) quantile, from the standard library: no numpy import for a 5-row table."""
+    if len(values) < 2:
+        return values[0] if values else None
+    return statistics.quantiles(values, n=100, method="inclusive")[round(q * 100) - 1]
 
 
 def summary_rows(records: Iterable[dict[str, Any]], time_scale: float | None = None) -> list[dict[str, Any]]:
