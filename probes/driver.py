@@ -60,12 +60,14 @@ class Probe:
     def __init__(
         self,
         client: httpx.AsyncClient,
+        transport: httpx.AsyncBaseTransport,
         plan: ProbePlan,
         probe_id: str,
         on_update: Callable[[ProbeState], None] | None = None,
         clock: Callable[[], float] = time.monotonic,
     ) -> None:
         self.client = client
+        self.transport = transport
         self.plan = plan
         self.state = ProbeState(probe_id)
         self.on_update = on_update or (lambda state: None)
@@ -101,8 +103,10 @@ class Probe:
 
     async def _poll_until_done(self) -> None:
         assert self.log.task_id is not None
-        # Built once and re-sent: building a request (URL merge, header merge) per poll cost
-        # more CPU than sending it (bench/bench_probe.py).
+        # Built once (with the client's headers and any cookie the upload answer set, such as a
+        # load balancer's sticky-session cookie) and re-sent straight to the transport: the
+        # client's per-request machinery (URL and header merge, cookie extraction, redirects)
+        # cost more CPU than the request itself and made hundreds of probes late (BENCHMARKS.md).
         request = self.client.build_request("GET", wire.progress_path(self.log.task_id))
         due = self.now()
         errors_in_row = 0
@@ -127,11 +131,15 @@ class Probe:
         if remaining < POLL_TIMEOUT_S:  # the last polls must not outlive the probe's deadline
             request.extensions["timeout"] = httpx.Timeout(max(0.5, remaining)).as_dict()
         try:
-            response = await self.client.send(request)
+            response = await self.transport.handle_async_request(request)
+            try:
+                body = await response.aread()
+            finally:
+                await response.aclose()
         except httpx.HTTPError as exc:
             return self.log.poll_failed(start, self.now() - start, type(exc).__name__), None
         return self.log.poll_answered(
-            start, self.now() - start, response.status_code, response.content, response.headers.get, time.time()
+            start, self.now() - start, response.status_code, body, response.headers.get, time.time()
         )
 
     async def _cleanup(self) -> None:

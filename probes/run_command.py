@@ -85,7 +85,8 @@ def _loop_factory():
 async def _run(
     target: Target, plan: ProbePlan, headers: dict[str, str], n: int, concurrency: int, out: Path, quiet: bool
 ) -> RunResult:
-    async with make_client(target.base_url, concurrency, headers) as client:
+    client, transport = make_client(target.base_url, concurrency, headers)
+    async with client:
         print_fp = await fingerprint(client)
         scenario, time_scale = simulator_info(print_fp["health"])
         fixture = {k: plan.fixture.get(k) for k in ("name", "duration_s", "form_duration", "bytes", "sha256", "content_type")}
@@ -99,7 +100,7 @@ async def _run(
         upload_headers = None
         try:
             with LiveBars(n, concurrency, target.name, enabled=not quiet) as bars:
-                upload_headers = await run_probes_async(client, plan, n, concurrency, writer, bars.update)
+                upload_headers = await run_probes_async(client, transport, plan, n, concurrency, writer, bars.update)
         except asyncio.CancelledError:
             interrupted = True
         finally:

@@ -11,7 +11,7 @@ import itertools
 from typing import Any, Callable
 
 import httpx
-from httpx_aiohttp import HttpxAiohttpClient
+from httpx_aiohttp import AiohttpTransport
 
 from probes import wire
 from probes.cadence import APP_FAST_INTERVAL_S
@@ -22,15 +22,21 @@ HEALTH_TIMEOUT_S = 5.0
 STAGGER_S = APP_FAST_INTERVAL_S
 
 
-def make_client(base_url: str, concurrency: int, headers: dict[str, str]) -> httpx.AsyncClient:
+def make_client(
+    base_url: str, concurrency: int, headers: dict[str, str]
+) -> tuple[httpx.AsyncClient, httpx.AsyncBaseTransport]:
     """httpx's API on aiohttp's transport: a plain AsyncClient collapses near 500 flows (encode/httpx#3215).
 
     The credentials ride as the client's default headers, so no request needs them passed again.
+    Probes send their polls straight to the transport (see Probe._poll_until_done).
     """
-    limits = httpx.Limits(max_connections=max(10, concurrency * 2), max_keepalive_connections=max(10, concurrency * 2))
-    return HttpxAiohttpClient(
-        base_url=base_url, headers=headers, limits=limits, trust_env=False, timeout=httpx.Timeout(POLL_TIMEOUT_S)
+    size = max(10, concurrency * 2)
+    limits = httpx.Limits(max_connections=size, max_keepalive_connections=size)
+    transport = AiohttpTransport(limits=limits, trust_env=False)
+    client = httpx.AsyncClient(
+        base_url=base_url, headers=headers, transport=transport, trust_env=False, timeout=httpx.Timeout(POLL_TIMEOUT_S)
     )
+    return client, transport
 
 
 async def fingerprint(client: httpx.AsyncClient) -> dict[str, Any]:
@@ -57,6 +63,7 @@ def simulator_info(health: Any) -> tuple[str | None, float | None]:
 
 async def run_probes_async(
     client: httpx.AsyncClient,
+    transport: httpx.AsyncBaseTransport,
     plan: ProbePlan,
     n: int,
     concurrency: int,
@@ -71,7 +78,7 @@ async def run_probes_async(
     async def worker(delay: float) -> None:
         await asyncio.sleep(delay)
         while (index := next(ids)) <= n:
-            probe = Probe(client, plan, f"{index:0{width}d}", on_update)
+            probe = Probe(client, transport, plan, f"{index:0{width}d}", on_update)
             try:
                 record = await probe.run()
             except asyncio.CancelledError:
