@@ -10,7 +10,7 @@ N      ?= 5
 LABEL  ?= manual
 TARGET ?= local
 
-.PHONY: help venv test demo fixtures sim probe-local probe-prod report bench clean
+.PHONY: help venv test demo fixtures sim probe-local probe-prod report bench load load-distributed clean
 
 help:
 	@echo "make demo         local (fast) vs prod (stale-32) on two embedded simulators, full report"
@@ -20,6 +20,8 @@ help:
 	@echo "make probe-local  probe targets.local (starts its simulator if nothing answers), N=5"
 	@echo "make probe-prod   probe targets.prod, N=3, concurrency 1, LABEL=before-deploy|after-deploy"
 	@echo "make report RUNS='reports/runs/A reports/runs/B'  render a report"
+	@echo "make load         Locust load run: TARGET=local USERS=10 MODEL=closed|open|ramp RATE=0 DURATION=60s"
+	@echo "make load-distributed WORKERS=2  the same with a Locust master and workers on loopback"
 	@echo "make bench        benchmarks (figures go into BENCHMARKS.md)"
 	@echo "make clean        remove generated fixtures and reports"
 
@@ -62,5 +64,17 @@ report: $(STAMP)
 bench: $(STAMP) fixtures/manifest.json
 	$(BIN)/python bench/run_all.py $(BENCH)
 
+USERS    ?= 10
+RATE     ?= 0
+DURATION ?= 60s
+MODEL    ?= closed
+WORKERS  ?= 2
+
+load: $(STAMP) fixtures/manifest.json
+	$(BIN)/python -m probes.load --target $(TARGET) --users $(USERS) --rate $(RATE) --duration $(DURATION) --model $(MODEL)
+
+load-distributed: $(STAMP) fixtures/manifest.json
+	$(BIN)/python -m probes.load --target $(TARGET) --users $(USERS) --rate $(RATE) --duration $(DURATION) --model $(MODEL) --workers $(WORKERS)
+
 clean:
-	rm -rf fixtures/*.m4a fixtures/*.wav fixtures/*.mp3 fixtures/*.webm fixtures/manifest.json reports/runs reports/demo
+	rm -rf fixtures/*.m4a fixtures/*.wav fixtures/*.mp3 fixtures/*.webm fixtures/manifest.json reports/runs reports/demo reports/load

@@ -1,0 +1,5 @@
+import sys
+
+from probes.load.cli import main
+
+sys.exit(main())

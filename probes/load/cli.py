@@ -1,0 +1,186 @@
+"""`python -m probes.load`: a headless Locust run, single-process or master + workers on loopback.
+
+What `make load` and `make load-distributed` call. In order: resolve the
+target and refuse a load it does not allow (exit 2, before any request);
+start the target's simulator when it is on loopback and nothing answers;
+run Locust with the run directory reports/load/<run_id>/ as the home of its
+CSV/HTML files and of the probe records; merge the workers' records; render
+the probes report into <run_dir>/report/. Prints the run directory last.
+"""
+
+from __future__ import annotations
+
+import argparse
+import contextlib
+import subprocess
+import sys
+from pathlib import Path
+from typing import Iterator
+from urllib.parse import urlsplit
+
+from probes import defaults
+from probes.config import Target, resolve_target
+from probes.errors import EXIT_OK, EXIT_UNREACHABLE, ProbesError, UsageError
+from probes.load.guard import check_load
+from probes.load.options import DEFAULT_OUT
+from probes.load.rundir import finish_run
+from probes.load.workload import MODELS, max_users, parse_duration, parse_stages, default_stages
+from probes.manifest import read_fixture
+from probes.store import new_run_id
+
+ROOT = Path(__file__).resolve().parents[2]
+LOCUSTFILE = ROOT / "locustfile.py"
+SHAPEFILE = Path(__file__).resolve().parent / "shape.py"
+WORKER_EXIT_S = 15.0
+UNREACHED = frozenset({"upload_error", "auth_error"})
+
+
+def parse_args(argv: list[str] | None) -> argparse.Namespace:
+    p = argparse.ArgumentParser(prog="python -m probes.load", description=__doc__.splitlines()[0])
+    p.add_argument("--target", default="local", help="target name from targets.toml")
+    p.add_argument("--users", type=int, default=10, help="closed: users; open: the pool of flows in flight")
+    p.add_argument("--rate", type=float, default=0.0, help="open: new flows/s; closed/ramp: a cap (0 = none)")
+    p.add_argument("--duration", default="60s", help="run time, e.g. 60s, 5m")
+    p.add_argument("--model", default="closed", choices=MODELS)
+    p.add_argument("--think-time", type=float, default=0.0, help="closed: seconds between a user's flows")
+    p.add_argument("--stages", default="", help="ramp: DURATION:USERS,... (default: up, hold, down)")
+    p.add_argument("--workers", type=int, default=0, help="0: one process; N: a master and N workers on loopback")
+    p.add_argument("--fixture", default=defaults.FIXTURE)
+    p.add_argument("--cadence", default="app", choices=("app", "fine"))
+    p.add_argument("--interval", type=float, default=defaults.FINE_INTERVAL_S)
+    p.add_argument("--milestones", default=",".join(map(str, defaults.MILESTONES)))
+    p.add_argument("--timeout", type=float, default=defaults.PROBE_TIMEOUT_S)
+    p.add_argument("--label", default="load")
+    p.add_argument("--out", type=Path, default=DEFAULT_OUT, help="parent of the run directory")
+    p.add_argument("--targets", type=Path, default=defaults.TARGETS_FILE)
+    p.add_argument("--fixtures", type=Path, default=defaults.FIXTURES_DIR)
+    p.add_argument("--no-report", action="store_true", help="skip the probes report")
+    p.add_argument("--quiet", action="store_true", help="only Locust's summary")
+    return p.parse_args(argv)
+
+
+def planned_users(args: argparse.Namespace, run_s: float) -> int:
+    if args.model != "ramp":
+        return args.users
+    return max_users(parse_stages(args.stages) if args.stages else default_stages(args.users, run_s))
+
+
+def locust_args(args: argparse.Namespace, target: Target, run_dir: Path) -> list[str]:
+    """The Locust options shared by the single process and the master."""
+    cmd = ["--headless", "-u", str(args.users), "-r", str(max(1, args.users)), "-t", args.duration,
+           "--host", target.base_url, "--csv", str(run_dir / "locust"), "--html", str(run_dir / "locust.html"),
+           "--probes-target", target.name, "--probes-targets-file", str(args.targets.resolve()),
+           "--probes-fixture", args.fixture, "--probes-fixtures-dir", str(args.fixtures.resolve()),
+           "--probes-cadence", args.cadence, "--probes-interval", repr(args.interval),
+           "--probes-milestones", args.milestones, "--probes-model", args.model,
+           "--probes-rate", repr(args.rate), "--probes-think-time", repr(args.think_time),
+           "--probes-timeout", repr(args.timeout), "--probes-label", args.label,
+           "--probes-run-dir", str(run_dir.resolve())]
+    if args.stages:
+        cmd += ["--probes-stages", args.stages]
+    if args.quiet:
+        cmd.append("--only-summary")
+    return cmd
+
+
+def locustfiles(model: str) -> str:
+    return f"{LOCUSTFILE},{SHAPEFILE}" if model == "ramp" else str(LOCUSTFILE)
+
+
+def run_locust(args: argparse.Namespace, target: Target, run_dir: Path) -> int:
+    """Run Locust to the end; returns the master's (or single process's) exit code."""
+    base = [sys.executable, "-m", "locust", "-f", locustfiles(args.model)]
+    shared = locust_args(args, target, run_dir)
+    if args.workers <= 0:
+        return subprocess.run(base + shared, check=False).returncode
+    from probes.sim.server import free_port
+
+    port = free_port()
+    master = subprocess.Popen(base + shared + ["--master", "--expect-workers", str(args.workers),
+                                               "--master-bind-host", "127.0.0.1", "--master-bind-port", str(port)])
+    workers = [subprocess.Popen([sys.executable, "-m", "locust", "-f", str(LOCUSTFILE), "--worker",
+                                 "--master-host", "127.0.0.1", "--master-port", str(port)]
+                                + (["--only-summary"] if args.quiet else []))
+               for _ in range(args.workers)]
+    try:
+        code = master.wait()
+    finally:
+        for proc in [master, *workers]:
+            _stop(proc)
+    return code
+
+
+def _stop(proc: subprocess.Popen) -> None:
+    try:
+        proc.wait(timeout=WORKER_EXIT_S)
+    except subprocess.TimeoutExpired:
+        proc.terminate()
+        proc.wait(timeout=5)
+
+
+def answers(base_url: str) -> bool:
+    from probes.local_probe import answers as health_answers
+
+    return health_answers(base_url)
+
+
+@contextlib.contextmanager
+def simulator_if_silent(target: Target) -> Iterator[None]:
+    """The target's simulator (targets.toml `simulator`) when it is on loopback and nothing answers."""
+    if not target.is_loopback or answers(target.base_url):
+        yield
+        return
+    if not target.simulator:
+        raise UsageError(f"nothing answers at {target.base_url} and targets.{target.name} names no simulator")
+    from probes.sim.server import simulator_process
+
+    print(f"nothing answers at {target.base_url}: starting simulator {target.simulator!r}", file=sys.stderr)
+    with simulator_process(target.simulator, port=urlsplit(target.base_url).port or 80):
+        yield
+
+
+def render_report(run_dir: Path) -> Path | None:
+    """The probes report of the load run, in <run_dir>/report/ (a report failure never loses the run)."""
+    try:
+        from probes.report import build_report
+    except ImportError:  # pragma: no cover - probes.report not installed
+        print("probes: report skipped (probes.report is not available)", file=sys.stderr)
+        return None
+    try:
+        return build_report([run_dir], run_dir / "report")
+    except ProbesError as exc:
+        print(f"probes: report skipped: {exc}", file=sys.stderr)
+        return None
+
+
+def main(argv: list[str] | None = None) -> int:
+    args = parse_args(argv)
+    try:
+        run_s = parse_duration(args.duration)
+        target = resolve_target(args.targets, args.target, None, None)
+        check_load(target, planned_users(args, run_s), args.rate or None)
+        if args.workers < 0 or args.workers > 64:
+            raise UsageError("--workers must be in 0..64")
+        read_fixture(args.fixtures, args.fixture)
+        target.token()
+        with simulator_if_silent(target):
+            run_dir = args.out / new_run_id(target.name, args.label)
+            run_dir.mkdir(parents=True, exist_ok=False)
+            code = run_locust(args, target, run_dir)
+        if not (run_dir / "run.json").exists():  # Locust refused before the run began (its reason is above)
+            return code or 2
+        meta = finish_run(run_dir)
+        if not args.no_report:
+            render_report(run_dir)
+    except ProbesError as exc:
+        print(f"probes: error: {exc}", file=sys.stderr)
+        return exc.exit_code
+    print(run_dir, flush=True)
+    outcomes = meta.get("outcomes") or {}
+    if outcomes and set(outcomes) <= UNREACHED:
+        return EXIT_UNREACHABLE
+    return EXIT_OK if code in (0, 1) else code
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,164 @@
+"""Locust's events, wired for load mode. `register(events)` is what locustfile.py calls.
+
+    init_command_line_parser  the --probes-* options
+    init                      finer percentile buckets (every process); on the master or the
+                              single process: the guard (exit 2, one line, before any request),
+                              the host, the run directory and run.json
+    test_start                on the process that runs users: the shared LoadContext
+    quit                      on the master or the single process: finish run.json
+"""
+
+from __future__ import annotations
+
+import asyncio
+import sys
+from pathlib import Path
+from typing import Any
+
+import locust.stats
+from locust.runners import MasterRunner, WorkerRunner
+
+from probes import __version__, wire
+from probes.config import Target, resolve_target
+from probes.driver import ProbePlan
+from probes.errors import ProbesError
+from probes.load import options as load_options
+from probes.load.guard import check_load, rate_cap
+from probes.load.phases import bucket_3sf
+from probes.load.rundir import RecordFile, finish_run, records_path, write_meta
+from probes.load.user import LoadContext
+from probes.load.workload import ArrivalSlots, StartSpacing, max_users, process_share
+from probes.manifest import read_fixture
+from probes.store import new_run_id, utc_iso
+
+FIXTURE_KEYS = ("name", "duration_s", "form_duration", "bytes", "sha256", "content_type")
+
+
+def _refuse(exc: ProbesError) -> None:
+    print(f"probes: error: {exc}", file=sys.stderr, flush=True)
+    raise SystemExit(exc.exit_code)
+
+
+def planned_load(opts: Any, load: load_options.LoadOptions) -> tuple[int, float | None]:
+    """(most users at once, arrival rate or cap) this run asks for, for the guard."""
+    users = int(getattr(opts, "num_users", None) or 1)
+    if load.model == "ramp":
+        users = max_users(load.stages(users, load_options.run_time_s(opts)))
+    return users, load.rate
+
+
+def _fingerprint(base_url: str) -> dict[str, Any]:
+    """probes.runner.fingerprint on a short-lived client (before any user starts)."""
+    from probes.runner import fingerprint, make_client
+
+    async def fetch() -> dict[str, Any]:
+        client, _transport = make_client(base_url, 1, {})
+        async with client:
+            return await fingerprint(client)
+
+    try:
+        return asyncio.run(fetch())
+    except Exception as exc:  # noqa: BLE001 - a fingerprint must never stop a run
+        return {"health_status": None, "health": None, "health_error": type(exc).__name__, "headers": {}}
+
+
+def start_run(environment: Any) -> None:
+    """Guard, host, run directory and run.json; on the master or the single process only."""
+    opts = environment.parsed_options
+    load = load_options.from_namespace(opts)
+    target = resolve_target(load.targets_file, load.target, None, None)
+    users, rate = planned_load(opts, load)
+    check_load(target, users, rate)
+    entry, _ = read_fixture(load.fixtures_dir, load.fixture)
+    target.token()  # a missing token is a usage error now, not a 401 per flow later
+    if not environment.host:
+        environment.host = target.base_url
+    run_dir = load.run_dir or load.out / new_run_id(target.name, load.label)
+    opts.probes_run_dir = str(run_dir)  # workers receive it with the spawn message
+    from probes.runner import simulator_info
+
+    print_fp = _fingerprint(environment.host)
+    scenario, time_scale = simulator_info(print_fp.get("health"))
+    write_meta(run_dir, {
+        "run_id": run_dir.name, "target": target.name, "base_url": environment.host, "label": load.label,
+        "scenario": scenario, "time_scale": time_scale, "harness_version": __version__, "started_at": utc_iso(),
+        "ended_at": None, "fixture": {k: entry.get(k) for k in FIXTURE_KEYS}, "cadence": load.cadence.describe(),
+        "milestones": list(load.milestones), "n": None, "concurrency": users, "timeout_s": load.timeout_s,
+        "load": {"engine": "locust", "model": load.model, "users": users, "rate": rate_cap(target, rate),
+                 "think_time_s": load.think_time_s, "run_time_s": load_options.run_time_s(opts),
+                 "stages": load.stages_text or None,
+                 "workers": int(getattr(opts, "expect_workers", 1) or 1) if getattr(opts, "master", False) else 0},
+        "fingerprint": print_fp,
+    })
+
+
+def build_context(environment: Any) -> LoadContext:
+    """The process's shared plan, schedule and records file (local runner or worker)."""
+    opts = environment.parsed_options
+    load = load_options.from_namespace(opts)
+    target: Target = resolve_target(load.targets_file, load.target, None, None)
+    entry, audio = read_fixture(load.fixtures_dir, load.fixture)
+    run_dir = Path(opts.probes_run_dir)
+    runner = environment.runner
+    worker = isinstance(runner, WorkerRunner)
+    index = runner.worker_index if worker else None
+    workers = int(getattr(opts, "expect_workers", 1) or 1) if worker else 1
+    plan = ProbePlan(run_id=run_dir.name, target=target.name, label=load.label, fixture=entry, audio=audio,
+                     cadence=load.cadence, milestones=load.milestones, timeout_s=load.timeout_s,
+                     cleanup=target.cleanup)
+    context = LoadContext(plan=plan, headers=wire.request_headers(target.token(), target.user_name),
+                          model=load.model, think_time_s=load.think_time_s,
+                          records=RecordFile(records_path(run_dir, index)),
+                          id_prefix="" if index is None else f"w{index}-")
+    rate = rate_cap(target, load.rate)
+    if rate is not None:
+        share, offset = process_share(rate, workers, index or 0)
+        if load.model == "open":
+            context.slots = ArrivalSlots(share, context.clock() + offset)
+        else:
+            context.spacing = StartSpacing(share)
+    return context
+
+
+def register(events: Any) -> None:
+    """Attach load mode to a Locust event set (the locustfile's `events`)."""
+    seen: dict[str, Any] = {}
+
+    @events.init_command_line_parser.add_listener
+    def _add_arguments(parser: Any) -> None:
+        load_options.add_arguments(parser)
+
+    @events.init.add_listener
+    def _on_init(environment: Any, **_kw: Any) -> None:
+        # Locust documents bucket_response_time as replaceable; set in every process, master included.
+        locust.stats.bucket_response_time = bucket_3sf
+        seen["environment"] = environment
+        if environment.parsed_options is None or isinstance(environment.runner, WorkerRunner):
+            return
+        try:
+            start_run(environment)
+        except ProbesError as exc:
+            _refuse(exc)
+
+    @events.test_start.add_listener
+    def _on_test_start(environment: Any, **_kw: Any) -> None:
+        if isinstance(environment.runner, MasterRunner):
+            return
+        previous = getattr(environment, "probes_load", None)
+        if previous is not None:
+            previous.records.close()
+        try:
+            environment.probes_load = build_context(environment)
+        except ProbesError as exc:
+            _refuse(exc)
+
+    @events.quit.add_listener
+    def _on_quit(**_kw: Any) -> None:
+        environment = seen.get("environment")
+        if environment is None or environment.parsed_options is None:
+            return
+        context = getattr(environment, "probes_load", None)
+        if context is not None:
+            context.records.close()
+        if not isinstance(environment.runner, WorkerRunner) and environment.parsed_options.probes_run_dir:
+            finish_run(Path(environment.parsed_options.probes_run_dir))

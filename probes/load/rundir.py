@@ -1,0 +1,112 @@
+"""The load run directory (reports/load/<run_id>/): run.json, the probe records, Locust's files.
+
+The records follow docs/run-format.md, so `probes report` and `probes
+compare` read a load run like any other. A single-process run appends to
+probes.jsonl itself. In a distributed run every worker appends to its own
+file, workers/probes-<index>.jsonl (no two processes share a file, and each
+is flushed per record, so a killed worker keeps what it finished); when the
+run ends they are merged into probes.jsonl, which is what the report reads.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+from collections import Counter
+from pathlib import Path
+from typing import Any, Iterator
+
+from probes.store import SCHEMA, signature, utc_iso
+
+RECORDS = "probes.jsonl"
+WORKERS_DIR = "workers"
+
+
+def records_path(run_dir: Path, worker_index: int | None) -> Path:
+    """Where this process appends: probes.jsonl alone, workers/probes-<index>.jsonl as a worker."""
+    if worker_index is None:
+        return run_dir / RECORDS
+    return run_dir / WORKERS_DIR / f"probes-{worker_index}.jsonl"
+
+
+class RecordFile:
+    """Appends one probe record per line and flushes it at once (a crash loses nothing finished)."""
+
+    def __init__(self, path: Path) -> None:
+        path.parent.mkdir(parents=True, exist_ok=True)
+        self.path = path
+        self.count = 0
+        self._file = open(path, "a", encoding="utf-8")
+
+    def append(self, record: dict[str, Any]) -> None:
+        self._file.write(json.dumps(record, ensure_ascii=False, separators=(",", ":")) + "\n")
+        self._file.flush()
+        self.count += 1
+
+    def close(self) -> None:
+        self._file.close()
+
+
+def write_meta(run_dir: Path, meta: dict[str, Any]) -> None:
+    """run.json, atomically (temp file + rename), as probes.store does."""
+    run_dir.mkdir(parents=True, exist_ok=True)
+    tmp = run_dir / "run.json.tmp"
+    tmp.write_text(json.dumps({"schema": SCHEMA, **meta}, ensure_ascii=False, indent=2) + "\n", encoding="utf-8")
+    os.replace(tmp, run_dir / "run.json")
+
+
+def read_meta(run_dir: Path) -> dict[str, Any]:
+    try:
+        return json.loads((run_dir / "run.json").read_text(encoding="utf-8"))
+    except (OSError, ValueError):
+        return {"run_id": run_dir.name}
+
+
+def worker_files(run_dir: Path) -> list[Path]:
+    return sorted((run_dir / WORKERS_DIR).glob("probes-*.jsonl"))
+
+
+def iter_records(paths: list[Path]) -> Iterator[dict[str, Any]]:
+    """Every well-formed record; a line cut by a kill is skipped, as the report does."""
+    for path in paths:
+        try:
+            lines = path.read_text(encoding="utf-8").splitlines()
+        except OSError:
+            continue
+        for line in lines:
+            try:
+                record = json.loads(line)
+            except ValueError:
+                continue
+            if isinstance(record, dict):
+                yield record
+
+
+def merge_workers(run_dir: Path) -> int:
+    """Rewrite probes.jsonl as the concatenation of the workers' files; returns how many files."""
+    files = worker_files(run_dir)
+    if not files:
+        return 0
+    tmp = run_dir / (RECORDS + ".tmp")
+    with open(tmp, "wb") as out:
+        for path in files:
+            data = path.read_bytes()
+            if data and not data.endswith(b"\n"):
+                data = data[: data.rfind(b"\n") + 1]  # drop a line cut by a kill
+            out.write(data)
+    os.replace(tmp, run_dir / RECORDS)
+    return len(files)
+
+
+def finish_run(run_dir: Path) -> dict[str, Any]:
+    """Merge worker files, then complete run.json: ended_at, n, outcomes, signature. Idempotent."""
+    merge_workers(run_dir)
+    records = list(iter_records([run_dir / RECORDS]))
+    meta = read_meta(run_dir)
+    meta.pop("schema", None)
+    meta["ended_at"] = utc_iso()
+    meta["n"] = len(records)
+    meta["outcomes"] = dict(Counter(r.get("outcome") for r in records))
+    meta["fingerprint"] = {**(meta.get("fingerprint") or {}), "signature": signature(records)}
+    write_meta(run_dir, meta)
+    return meta

@@ -1,0 +1,82 @@
+"""The guard: which targets may take load, and how much. Pure checks first, then the real entry points."""
+
+from __future__ import annotations
+
+import os
+import subprocess
+import sys
+
+import pytest
+
+from probes.config import Target
+from probes.errors import UsageError
+from probes.load.guard import check_load
+
+from .conftest import ROOT, run_load, write_targets
+
+LOCAL = dict(name="local", base_url="http://127.0.0.1:8765", allow_load=True)
+REMOTE = dict(name="staging", base_url="https://staging.example.invalid", allow_load=True)
+
+
+def test_loopback_target_that_allows_load_passes() -> None:
+    check_load(Target(**LOCAL), users=500, rate=100.0)
+
+
+@pytest.mark.parametrize("fields, users, rate, reason", [
+    ({**LOCAL, "allow_load": False}, 1, None, "refuses load: set allow_load = true in [targets.local]"),
+    (REMOTE, 1, None, "is not on loopback: set max_users and max_rate"),
+    ({**REMOTE, "max_users": 10}, 1, None, "is not on loopback: set max_users and max_rate"),
+    ({**REMOTE, "max_users": 10, "max_rate": 2.0}, 11, None, "11 users exceed targets.staging.max_users = 10"),
+    ({**REMOTE, "max_users": 10, "max_rate": 2.0}, 10, 2.5, "2.5 flows/s exceed targets.staging.max_rate = 2"),
+    ({**LOCAL, "max_users": 3}, 4, None, "4 users exceed targets.local.max_users = 3"),
+])
+def test_refusals_name_the_key_to_change(fields, users, rate, reason) -> None:
+    with pytest.raises(UsageError, match=reason.replace("[", r"\[").replace(".", r"\.")):
+        check_load(Target(**fields), users=users, rate=rate)
+
+
+def test_remote_target_within_its_bounds_passes() -> None:
+    check_load(Target(**REMOTE, max_users=10, max_rate=2.0), users=10, rate=2.0)
+
+
+def test_make_load_refuses_a_target_without_allow_load(tmp_path, load_fixtures) -> None:
+    targets = write_targets(tmp_path / "targets.toml", "prod", "https://api.example.invalid", allow_load=False)
+    run = run_load("--target", "prod", "--targets", str(targets), "--fixtures", str(load_fixtures),
+                   "--out", str(tmp_path / "out"), cwd=tmp_path)
+    assert run.code == 2
+    assert run.stderr.strip().splitlines() == [
+        "probes: error: target 'prod' refuses load: set allow_load = true in [targets.prod] to allow it"]
+    assert not (tmp_path / "out").exists(), "nothing was started or written"
+
+
+def test_make_load_refuses_a_non_loopback_target_without_bounds(tmp_path, load_fixtures) -> None:
+    targets = write_targets(tmp_path / "targets.toml", "staging", "https://staging.example.invalid", allow_load=True)
+    run = run_load("--target", "staging", "--users", "5", "--targets", str(targets), "--fixtures",
+                   str(load_fixtures), "--out", str(tmp_path / "out"), cwd=tmp_path)
+    assert run.code == 2
+    assert run.stderr.strip().splitlines() == [
+        "probes: error: target 'staging' is not on loopback: set max_users and max_rate in [targets.staging]"]
+
+
+def test_make_load_refuses_more_than_max_rate(tmp_path, load_fixtures) -> None:
+    targets = write_targets(tmp_path / "targets.toml", "staging", "https://staging.example.invalid",
+                            allow_load=True, max_users=5, max_rate=1.0)
+    run = run_load("--target", "staging", "--users", "5", "--model", "open", "--rate", "3", "--targets",
+                   str(targets), "--fixtures", str(load_fixtures), "--out", str(tmp_path / "out"), cwd=tmp_path)
+    assert run.code == 2
+    assert "3 flows/s exceed targets.staging.max_rate = 1" in run.stderr
+    assert "Traceback" not in run.stderr
+
+
+def test_plain_locust_refuses_too(tmp_path, load_fixtures) -> None:
+    """The guard also holds for `locust -f locustfile.py` typed by hand: exit 2 before any request."""
+    targets = write_targets(tmp_path / "targets.toml", "prod", "https://api.example.invalid", allow_load=False)
+    proc = subprocess.run(
+        [sys.executable, "-m", "locust", "-f", str(ROOT / "locustfile.py"), "--headless", "-u", "1", "-t", "2s",
+         "--probes-target", "prod", "--probes-targets-file", str(targets), "--probes-fixtures-dir",
+         str(load_fixtures), "--probes-out", str(tmp_path / "out")],
+        cwd=tmp_path, env={**os.environ, "PYTHONPATH": str(ROOT)}, capture_output=True, text=True, timeout=30)
+    assert proc.returncode == 2
+    assert "probes: error: target 'prod' refuses load" in proc.stderr
+    assert "Traceback" not in proc.stderr
+    assert not (tmp_path / "out").exists()
