@@ -149,25 +149,25 @@ def build_schedule(plan: TaskPlan, model: ProgressModel = DEFAULT_MODEL, scale: 
     def phase_end(phase: Phase, start: float, latency_s: float) -> float | None:
         return None if plan.stuck_phase == phase else start + latency_s * scale
 
+    def settle(phase: Phase, end: float | None) -> float | None:
+        """When the next phase starts; None when the task stops here (stuck, or failed at `end`)."""
+        if end is not None and plan.fail_phase == phase:
+            b.fail(end, plan.error)
+            return None
+        return end
+
     # validation: no timer
-    end = phase_end("validation", t, plan.validation_s)
-    if end is None:
+    t = settle("validation", phase_end("validation", t, plan.validation_s))
+    if t is None:
         return b.states
-    if plan.fail_phase == "validation":
-        b.fail(end, plan.error)
-        return b.states
-    t = end
 
     # transcription: timer from 18 %, capped, until the work returns
     b.add(t, model.validating, "transcribing")
     end = phase_end("transcription", t, plan.transcription_s)
     b.run_timer(model.transcription_timer, t, end, plan.transcription_cap, "transcribing", scale)
-    if end is None:
+    t = settle("transcription", end)
+    if t is None:
         return b.states
-    if plan.fail_phase == "transcription":
-        b.fail(end, plan.error)
-        return b.states
-    t = end
     b.add(t, model.transcribed, "transcribed")
     t += model.handoff_s * scale
 
@@ -175,22 +175,15 @@ def build_schedule(plan: TaskPlan, model: ProgressModel = DEFAULT_MODEL, scale: 
     b.add(t, model.polishing, "polishing")
     end = phase_end("llm", t, plan.llm_s)
     b.run_timer(model.llm_timer, t, end, plan.llm_cap, "polishing", scale)
-    if end is None:
+    t = settle("llm", end)
+    if t is None:
         return b.states
-    if plan.fail_phase == "llm":
-        b.fail(end, plan.error)
-        return b.states
-    t = end
 
     # saving: 88 %, 96 % when stored, then completed
     b.add(t, model.saving, "saving")
-    end = phase_end("saving", t, plan.saving_s)
-    if end is None:
+    t = settle("saving", phase_end("saving", t, plan.saving_s))
+    if t is None:
         return b.states
-    if plan.fail_phase == "saving":
-        b.fail(end, plan.error)
-        return b.states
-    t = end
     b.add(t, model.saved, "saved")
     t += model.finalize_s * scale
     b.add(t, 100, "done", "completed")
