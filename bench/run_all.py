@@ -17,6 +17,8 @@ BENCHES = {
     "sim": ["bench/bench_sim.py"],
     "probe": ["bench/bench_probe.py"],
     "report": ["bench/bench_report.py"],
+    "accuracy": ["bench/bench_accuracy.py"],
+    "load": ["bench/bench_load.py"],
 }
 
 
