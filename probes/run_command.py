@@ -1,13 +1,16 @@
 """`probes run`: resolve the target and fixture, run the probes, write the run directory, print the table.
 
 Exit codes (DESIGN.md): 0 ok; 2 bad usage or configuration; 3 the target
-could not be reached or authenticated (no probe got past the upload).
+could not be reached or authenticated (no probe got past the upload); 130
+interrupted (Ctrl-C or SIGTERM; every probe is on disk, in-flight ones as
+`aborted`).
 """
 
 from __future__ import annotations
 
 import asyncio
 import gc
+import signal
 import sys
 from dataclasses import dataclass
 from pathlib import Path
@@ -85,6 +88,8 @@ def _loop_factory():
 async def _run(
     target: Target, plan: ProbePlan, headers: dict[str, str], n: int, concurrency: int, out: Path, quiet: bool
 ) -> RunResult:
+    # SIGTERM (a CI job cancelled, `timeout`) ends the run like Ctrl-C: in-flight probes are written as aborted.
+    asyncio.get_running_loop().add_signal_handler(signal.SIGTERM, asyncio.current_task().cancel)  # type: ignore[union-attr]
     client, transport = make_client(target.base_url, concurrency, headers)
     async with client:
         print_fp = await fingerprint(client)

@@ -99,7 +99,8 @@ def test_missing_token_and_no_auth(sim, tmp_path, fixtures_dir, probe_run):
     assert code == 3 and records[0]["outcome"] == "auth_error"
 
 
-def test_ctrl_c_keeps_finished_and_aborted_probes(tmp_path, fixtures_dir):
+@pytest.mark.parametrize("signum", [signal.SIGINT, signal.SIGTERM])
+def test_ctrl_c_keeps_finished_and_aborted_probes(tmp_path, fixtures_dir, signum):
     from probes.sim.server import simulator_process
 
     with simulator_process("stuck", port=free_port(), time_scale=0.1) as url:
@@ -107,7 +108,7 @@ def test_ctrl_c_keeps_finished_and_aborted_probes(tmp_path, fixtures_dir):
                "--fixtures", str(fixtures_dir), "--out", str(tmp_path / "runs"), "--cadence", "fine"]
         proc = subprocess.Popen(cmd, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, cwd=REPO)
         time.sleep(2.5)
-        proc.send_signal(signal.SIGINT)
+        proc.send_signal(signum)
         out, err = proc.communicate(timeout=20)
     assert proc.returncode == 130, err
     meta, records = read_run(Path(out.strip().splitlines()[-1]))
