@@ -5,8 +5,9 @@ signature check below is a pure function. Decisions (documented in the output):
 
 - Timing metrics: upload_s, t_<m> for milestones both runs share, dwell_32,
   stall_s, total_s (completed probes only). A metric regresses when its
-  candidate p50 is worse by > max_rel AND > max_abs seconds AND Mann-Whitney
-  p < alpha; improvement is the mirror image. Fewer than 5 values a side: "too few".
+  candidate p50 is worse by > max_rel AND > max_abs seconds AND its Mann-Whitney
+  p, Benjamini-Hochberg-adjusted across the metrics, is < alpha; improvement is
+  the mirror image. Fewer than 5 values a side: "too few".
 - Failure rate (non-completed share): regression when the candidate's is >= 20
   points higher with a Fisher exact p < alpha (n >= 5 a side). It is judged
   even when too few probes completed for timings: a candidate that fails every
@@ -185,7 +186,8 @@ def compare_tables(base: pd.DataFrame, cand: pd.DataFrame, th: stats.Thresholds)
     """Pure: per-metric results and the failure-rate result for two probes tables."""
     shared_ms = [c for c in milestone_columns(base) if c in set(milestone_columns(cand))]
     metrics = ["upload_s", *shared_ms, *[m for m in EXTRA_METRICS if m in base.columns and m in cand.columns]]
-    results = [stats.compare_metric(m, metric_values(base, m), metric_values(cand, m), th) for m in metrics]
+    results = stats.adjust_for_many(
+        [stats.compare_metric(m, metric_values(base, m), metric_values(cand, m), th) for m in metrics], th)
     fa = int((base["outcome"] != "completed").sum())
     fb = int((cand["outcome"] != "completed").sum())
     failure = stats.compare_failure_rate(fa, len(base), fb, len(cand), th)
@@ -262,7 +264,7 @@ def _p(x: float) -> str:
 
 COLOURS = {stats.REGRESSION: "bold red", stats.IMPROVEMENT: "bold green", stats.NO_CHANGE: "dim",
            stats.TOO_FEW: "yellow", "no verdict": "yellow"}
-HEADER = ["metric", "n base/cand", "p50 base → cand", "p90 base → cand", "Δp50", "95% CI of Δp50", "p",
+HEADER = ["metric", "n base/cand", "p50 base → cand", "p90 base → cand", "Δp50", "95% CI of Δp50", "p (BH)",
           "verdict"]
 
 
@@ -306,7 +308,7 @@ def print_comparison(c: Comparison, console: Console | None = None) -> None:
         table.add_row(*row[:-1], f"[{COLOURS.get(row[-1], '')}]{row[-1]}[/]")
     console.print(table)
     console.print(f"[dim]seconds; regression = p50 worse by > {th.max_rel:.0%} and > {th.max_abs:g} s with "
-                  f"p < {th.alpha:g}; failure rate: ≥ {th.max_fail_points * 100:.0f} pts with Fisher p < "
+                  f"Mann-Whitney p (Benjamini-Hochberg-adjusted across metrics) < {th.alpha:g}; failure rate: ≥ {th.max_fail_points * 100:.0f} pts with Fisher p < "
                   f"{th.alpha:g}[/]")
     for n in c.notes:
         console.print(f"[yellow]note:[/] {n}", highlight=False)

@@ -13,7 +13,7 @@ change in median and the rank-based Mann-Whitney U test, never means and t.
 from __future__ import annotations
 
 import math
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 
 import numpy as np
 from scipy import stats as _st
@@ -161,6 +161,23 @@ def compare_metric(metric: str, baseline: np.ndarray, candidate: np.ndarray, th:
         verdict = decide(change, rel, p, th)
     return MetricResult(metric, int(a.size), int(b.size), p50a, p50b, quantile(a, 0.9), quantile(b, 0.9),
                         change, rel, ci[0], ci[1], p, verdict)
+
+
+def adjust_for_many(results: list[MetricResult], th: Thresholds = Thresholds()) -> list[MetricResult]:
+    """Benjamini-Hochberg-adjust the metrics' p-values together, and decide on the adjusted ones.
+
+    A dozen correlated metrics each tested at alpha would call two runs of the same build
+    different far more often than alpha (two runs of `fast`, 6 probes each, did).
+    """
+    tested = [i for i, r in enumerate(results) if math.isfinite(r.p_value)]
+    if len(tested) < 2:
+        return results
+    adjusted = _st.false_discovery_control([results[i].p_value for i in tested], method="bh")
+    out = list(results)
+    for i, p in zip(tested, adjusted):
+        r = results[i]
+        out[i] = replace(r, p_value=float(p), verdict=decide(r.change, r.rel_change, float(p), th))
+    return out
 
 
 def compare_failure_rate(failed_a: int, n_a: int, failed_b: int, n_b: int, th: Thresholds = Thresholds()

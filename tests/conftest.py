@@ -1,4 +1,4 @@
-"""Shared fixtures. `sim` starts real simulators on free loopback ports.
+"""Shared fixtures. `sim` starts real simulators on free loopback ports; `fixtures_dir` holds real audio.
 
     def test_something(sim):
         base_url = sim("stale-32", time_scale=0.1)   # "http://127.0.0.1:PORT"
@@ -11,11 +11,21 @@ time_scale, require_auth, seed, port.
 from __future__ import annotations
 
 from contextlib import ExitStack
+from pathlib import Path
 from typing import Any, Callable, Iterator
 
 import pytest
 
+from probes.fixtures import generate_fixtures
 from probes.sim.server import running_simulator
+
+
+@pytest.fixture(scope="session")
+def fixtures_dir(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """The default speech fixture (m4a) and the negative ones, generated once per test session."""
+    out = tmp_path_factory.mktemp("fixtures")
+    generate_fixtures(out_dir=out, durations=[5.0], formats=["m4a"], lang="en", voice="espeak", source=None)
+    return out
 
 
 @pytest.fixture

@@ -8,15 +8,7 @@ from pathlib import Path
 
 import pytest
 
-from probes.fixtures import generate_fixtures
 from probes.run_command import run_probes
-
-
-@pytest.fixture(scope="session")
-def fixtures_dir(tmp_path_factory) -> Path:
-    out = tmp_path_factory.mktemp("fixtures")
-    generate_fixtures(out_dir=out, durations=[5.0], formats=["m4a"], lang="en", voice="espeak", source=None)
-    return out
 
 
 def free_port() -> int:

@@ -54,3 +54,17 @@ def test_failure_rate_rule():
     assert stats.compare_failure_rate(0, 5, 5, 5, th).verdict == stats.REGRESSION
     assert stats.compare_failure_rate(8, 20, 0, 20, th).verdict == stats.IMPROVEMENT
     assert stats.compare_failure_rate(0, 2, 2, 2, th).verdict == stats.TOO_FEW
+
+
+def test_adjust_for_many_keeps_a_real_shift_and_drops_a_lone_chance_hit():
+    from probes.stats import adjust_for_many, compare_metric
+
+    rng = np.random.default_rng(3)
+    base = rng.normal(10, 0.3, 6)
+    lone = compare_metric("t_88", base, base + 1.2)            # p = 0.0022 on its own
+    noise = [compare_metric(f"m{i}", base, rng.permutation(base)) for i in range(11)]  # p = 1
+    adjusted = adjust_for_many([lone, *noise])
+    assert lone.verdict == "regression" and adjusted[0].p_value > 0.02  # 0.0022 x 12
+    assert adjusted[0].verdict == "no change"
+    shifted = [compare_metric(f"m{i}", base, base + 1.2 + 0.01 * i) for i in range(12)]
+    assert all(r.verdict == "regression" for r in adjust_for_many(shifted))
