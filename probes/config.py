@@ -10,6 +10,7 @@ from __future__ import annotations
 import os
 import tomllib
 from pathlib import Path
+from typing import Any
 from urllib.parse import urlsplit
 
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
@@ -61,6 +62,10 @@ class Target(BaseModel):
         return value
 
 
+def _msg(error: Any) -> str:
+    return str(error["msg"]).removeprefix("Value error, ")
+
+
 def load_targets(path: Path) -> dict[str, Target]:
     try:
         raw = tomllib.loads(path.read_text(encoding="utf-8"))
@@ -82,7 +87,7 @@ def load_targets(path: Path) -> dict[str, Target]:
         except ValidationError as exc:
             err = exc.errors()[0]
             key = ".".join(str(p) for p in err["loc"]) or "?"
-            raise UsageError(f"{path}: targets.{name}.{key}: {err['msg']}") from None
+            raise UsageError(f"{path}: targets.{name}.{key}: {_msg(err)}") from None
     return targets
 
 
@@ -96,7 +101,7 @@ def resolve_target(
         try:
             return Target(name="adhoc", base_url=url, token_env=token_env)
         except ValidationError as exc:
-            raise UsageError(f"--url {exc.errors()[0]['msg']}") from None
+            raise UsageError(f"--url {_msg(exc.errors()[0])}") from None
     targets = load_targets(targets_file)
     if name not in targets:
         raise UsageError(f"unknown target {name!r} in {targets_file}; known: {', '.join(sorted(targets))}")
