@@ -41,6 +41,18 @@ def signature(records: Iterable[dict[str, Any]]) -> list[list[Any]]:
     return seen
 
 
+def record_line(record: dict[str, Any]) -> str:
+    """One probes.jsonl line."""
+    return json.dumps(record, ensure_ascii=False, separators=(",", ":")) + "\n"
+
+
+def write_run_json(run_dir: Path, meta: dict[str, Any]) -> None:
+    """run.json, atomically (temp file + rename): a reader never sees half a file."""
+    tmp = run_dir / "run.json.tmp"
+    tmp.write_text(json.dumps(meta, ensure_ascii=False, indent=2) + "\n", encoding="utf-8")
+    os.replace(tmp, run_dir / "run.json")
+
+
 class RunWriter:
     """Creates reports/runs/<run_id>/ and keeps it consistent while a run goes on."""
 
@@ -57,7 +69,7 @@ class RunWriter:
 
     def append(self, record: dict[str, Any]) -> None:
         self.records.append(record)
-        self._jsonl.write(json.dumps(record, ensure_ascii=False, separators=(",", ":")) + "\n")
+        self._jsonl.write(record_line(record))
         self._jsonl.flush()
 
     def finish(self, fingerprint: dict[str, Any]) -> None:
@@ -68,6 +80,4 @@ class RunWriter:
         self._write_meta()
 
     def _write_meta(self) -> None:
-        tmp = self.dir / "run.json.tmp"
-        tmp.write_text(json.dumps(self.meta, ensure_ascii=False, indent=2) + "\n", encoding="utf-8")
-        os.replace(tmp, self.dir / "run.json")
+        write_run_json(self.dir, self.meta)

@@ -16,7 +16,7 @@ from collections import Counter
 from pathlib import Path
 from typing import Any, Iterator
 
-from probes.store import SCHEMA, signature, utc_iso
+from probes.store import SCHEMA, record_line, signature, utc_iso, write_run_json
 
 RECORDS = "probes.jsonl"
 WORKERS_DIR = "workers"
@@ -39,7 +39,7 @@ class RecordFile:
         self._file = open(path, "a", encoding="utf-8")
 
     def append(self, record: dict[str, Any]) -> None:
-        self._file.write(json.dumps(record, ensure_ascii=False, separators=(",", ":")) + "\n")
+        self._file.write(record_line(record))
         self._file.flush()
         self.count += 1
 
@@ -48,11 +48,8 @@ class RecordFile:
 
 
 def write_meta(run_dir: Path, meta: dict[str, Any]) -> None:
-    """run.json, atomically (temp file + rename), as probes.store does."""
     run_dir.mkdir(parents=True, exist_ok=True)
-    tmp = run_dir / "run.json.tmp"
-    tmp.write_text(json.dumps({"schema": SCHEMA, **meta}, ensure_ascii=False, indent=2) + "\n", encoding="utf-8")
-    os.replace(tmp, run_dir / "run.json")
+    write_run_json(run_dir, {"schema": SCHEMA, **meta})
 
 
 def read_meta(run_dir: Path) -> dict[str, Any]:
