@@ -46,7 +46,9 @@ class FlowLog:
     upload_status: int | None = None
     upload_s: float | None = None
     first_headers: dict[str, str] | None = None
-    samples: list[list[Any]] = field(default_factory=list)
+    # Tuples of atoms: the garbage collector stops tracking them, which keeps its passes short
+    # with hundreds of flows holding thousands of samples (lists would stay tracked).
+    samples: list[tuple[Any, ...]] = field(default_factory=list)
     states: list[list[Any]] = field(default_factory=list)
     instances: dict[str, int] = field(default_factory=dict)
     lateness: list[float] = field(default_factory=list)
@@ -75,7 +77,7 @@ class FlowLog:
 
     def poll_failed(self, start: float, latency: float, error: str) -> PollResult:
         self.error = error
-        self.samples.append([round(start, 6), None, None, None, None, None, round(latency, 6)])
+        self.samples.append((round(start, 6), None, None, None, None, None, round(latency, 6)))
         return PollResult.ERROR
 
     def poll_answered(
@@ -85,7 +87,7 @@ class FlowLog:
         """Record one answered poll; returns how it went and the Retry-After seconds of a 429."""
         answer = wire.parse_progress(status, body)
         self.samples.append(
-            [round(start, 6), status, answer.progress, answer.step, answer.step_name, answer.status, round(latency, 6)]
+            (round(start, 6), status, answer.progress, answer.step, answer.step_name, answer.status, round(latency, 6))
         )
         instance = wire.instance_of(header)
         if instance:
@@ -143,5 +145,5 @@ class FlowLog:
         record["lateness"] = lateness_summary(self.lateness) if self.lateness else None
         record["instances"] = self.instances
         record["states"] = self.states
-        record["samples"] = self.samples
+        record["samples"] = [list(row) for row in self.samples]
         return record

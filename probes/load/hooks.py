@@ -11,6 +11,7 @@
 from __future__ import annotations
 
 import asyncio
+import gc
 import sys
 from pathlib import Path
 from typing import Any
@@ -151,6 +152,7 @@ def register(events: Any) -> None:
             environment.probes_load = build_context(environment)
         except ProbesError as exc:
             _refuse(exc)
+        gc.freeze()  # as in `probes run`: what is loaded now lives all run; keep it out of full collections
 
     @events.quit.add_listener
     def _on_quit(**_kw: Any) -> None:
