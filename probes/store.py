@@ -15,6 +15,8 @@ from datetime import datetime, timezone
 from pathlib import Path
 from typing import Any, Iterable
 
+import orjson
+
 from probes.errors import UsageError
 
 SCHEMA = 1
@@ -41,9 +43,9 @@ def signature(records: Iterable[dict[str, Any]]) -> list[list[Any]]:
     return seen
 
 
-def record_line(record: dict[str, Any]) -> str:
-    """One probes.jsonl line."""
-    return json.dumps(record, ensure_ascii=False, separators=(",", ":")) + "\n"
+def record_line(record: dict[str, Any]) -> bytes:
+    """One probes.jsonl line (UTF-8). orjson: probes ending together must not stall the event loop."""
+    return orjson.dumps(record, option=orjson.OPT_APPEND_NEWLINE)
 
 
 def write_run_json(run_dir: Path, meta: dict[str, Any]) -> None:
@@ -64,7 +66,7 @@ class RunWriter:
         except OSError as exc:
             raise UsageError(f"cannot create run directory {self.dir}: {exc.strerror or exc}") from None
         self.records: list[dict[str, Any]] = []
-        self._jsonl = open(self.dir / "probes.jsonl", "a", encoding="utf-8")
+        self._jsonl = open(self.dir / "probes.jsonl", "ab")
         self._write_meta()
 
     def append(self, record: dict[str, Any]) -> None:

@@ -36,7 +36,7 @@ class RecordFile:
         path.parent.mkdir(parents=True, exist_ok=True)
         self.path = path
         self.count = 0
-        self._file = open(path, "a", encoding="utf-8")
+        self._file = open(path, "ab")
 
     def append(self, record: dict[str, Any]) -> None:
         self._file.write(record_line(record))
