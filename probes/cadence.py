@@ -22,7 +22,6 @@ APP_SLOW_INTERVAL_S = 0.5
 APP_NOT_FOUND_WINDOW_S = 10.0
 APP_NOT_FOUND_WAIT_S = 1.5
 APP_BACKOFF_S = (1.0, 2.0, 4.0, 8.0, 16.0)
-APP_GIVE_UP_S = 300.0
 
 
 class PollResult(Enum):
@@ -75,8 +74,3 @@ class Cadence:
         if self.name == "fine":
             return self.interval_s
         return APP_FAST_INTERVAL_S if due_s < APP_FAST_WINDOW_S else APP_SLOW_INTERVAL_S
-
-    @property
-    def nominal_interval_s(self) -> float:
-        """The interval that bounds a milestone's timing error in steady polling."""
-        return self.interval_s if self.name == "fine" else APP_SLOW_INTERVAL_S

@@ -28,6 +28,8 @@ from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 from typing import Any
 
+from probes import defaults
+
 __all__ = [
     "DEFAULT_MILESTONES",
     "Milestone",
@@ -37,7 +39,7 @@ __all__ = [
     "progress_band",
 ]
 
-DEFAULT_MILESTONES: tuple[int, ...] = (20, 32, 42, 55, 58, 60, 88, 100)
+DEFAULT_MILESTONES: tuple[int, ...] = defaults.MILESTONES
 
 _ROW_LEN = 7
 _TERMINAL_STATUSES = frozenset({"completed", "failed"})
