@@ -88,6 +88,7 @@ class Probe:
 
     async def run(self) -> dict[str, Any]:
         self.t0 = self.clock()
+        self.log.started_at = utc_now()  # the wall-clock twin of t0: the upload request starts now
         try:
             if await self._upload():
                 await self._poll_until_done()

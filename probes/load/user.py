@@ -84,6 +84,7 @@ class LocustFlow:
 
     def run(self) -> dict[str, Any]:
         self.t0 = self.clock()
+        self.log.started_at = utc_now()  # the wall-clock twin of t0: the upload request starts now
         try:
             if self._upload():
                 self._poll_until_done()

@@ -57,14 +57,15 @@ def format_seconds(value: float) -> str:
 class Task:
     """One upload: who owns it, when it started, and its precomputed schedule."""
 
-    __slots__ = ("task_id", "user", "t0", "schedule", "times", "persisted", "owner", "visible_at",
+    __slots__ = ("task_id", "user", "t0", "t0_wall", "schedule", "times", "persisted", "owner", "visible_at",
                  "diary", "diary_id", "cache", "plan")
 
     def __init__(self, task_id: str, user: str, t0: float, schedule: list[State], owner: int,
-                 visible_at: float, diary: dict[str, Any], plan: Any, multi: bool) -> None:
+                 visible_at: float, diary: dict[str, Any], plan: Any, multi: bool, t0_wall: float = 0.0) -> None:
         self.task_id = task_id
         self.user = user
         self.t0 = t0
+        self.t0_wall = t0_wall
         self.schedule = schedule
         self.times = [s.t for s in schedule]
         self.persisted = persisted_indices(schedule) if multi else None
@@ -248,7 +249,7 @@ class Simulator:
             task_id=str(uuid.uuid4()), user=user, t0=t0, schedule=schedule, owner=instance,
             visible_at=t0 + wait + self.scenario.not_found_window_s * self.scale,
             diary=self.make_diary(user, lang, duration, image_urls, completes_at), plan=plan,
-            multi=self.scenario.instances > 1,
+            multi=self.scenario.instances > 1, t0_wall=wall0,
         )
         self.store(task)
         if wait > 0:
@@ -334,7 +335,7 @@ class Simulator:
         ]
         return self.json({
             "task_id": task.task_id, "user": task.user, "owner": self.instance_names[task.owner],
-            "t0_monotonic": task.t0, "elapsed_s": now - task.t0,
+            "t0_monotonic": task.t0, "t0_wall": task.t0_wall, "elapsed_s": now - task.t0,
             "visible_after_s": task.visible_at - task.t0,
             "plan": {"validation_s": task.plan.validation_s, "transcription_s": task.plan.transcription_s,
                      "llm_s": task.plan.llm_s, "saving_s": task.plan.saving_s,

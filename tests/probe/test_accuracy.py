@@ -2,11 +2,14 @@
 
 The simulator runs in its own process (as a real backend would), so the
 probe's event loop and the server's do not share a GIL. Times are compared
-on the probe's clock: the server's t=0 is when it received the upload, which
-lies within [0, upload_s] of the probe's t=0.
+on the probe's clock: the server's t=0 (its upload handler starting) is
+placed on it through the two wall clocks of this machine — the record's
+started_at and the simulator's t0_wall — to within microseconds.
 """
 
 from __future__ import annotations
+
+from datetime import datetime
 
 import httpx
 import pytest
@@ -16,6 +19,7 @@ from probes.sim.server import simulator_process
 from .conftest import free_port
 
 SLACK_S = 0.025
+CI_JITTER_S = 0.010  # scheduling noise of a shared 2-core CI machine; bench_accuracy measures without it
 
 
 def ground_truth(base_url: str, task_id: str) -> list[list]:
@@ -33,16 +37,24 @@ def true_dwell(events: list[list], p: int) -> float:
     return next(t for t, progress, _ in events if progress > p) - start
 
 
+def clock_offset(base_url: str, record: dict) -> float:
+    """Seconds from the probe's t=0 to the simulator's, from the two wall clocks."""
+    task = httpx.get(f"{base_url}/_sim/tasks/{record['task_id']}", trust_env=False).json()
+    offset = task["t0_wall"] - datetime.fromisoformat(record["started_at"]).timestamp()
+    assert 0 <= offset + 1e-3 and offset <= record["upload_s"], offset  # the handler ran during the upload
+    return offset
+
+
 def check_probe(base_url: str, record: dict, interval: float, tolerance: float) -> None:
     assert record["outcome"] == "completed", record["error"]
     events = ground_truth(base_url, record["task_id"])
-    offset = record["upload_s"]
+    offset = clock_offset(base_url, record)
     for key, m in record["milestones"].items():
         truth = true_crossing(events, int(key))
         assert truth is not None
-        # bracket contains the truth (on the probe clock the truth lies in [truth, truth + offset])
-        assert m["lo_s"] <= truth + offset + 1e-6 and truth <= m["hi_s"] + 1e-6, (key, m, truth)
-        assert abs(m["t_s"] - truth) <= tolerance + offset, (key, m["t_s"], truth)
+        truth += offset
+        assert m["lo_s"] - 1e-3 <= truth <= m["hi_s"] + 1e-3, (key, m, truth)  # the bracket holds the truth
+        assert abs(m["t_s"] - truth) <= tolerance + CI_JITTER_S, (key, m["t_s"], truth)
     truth_dwell = true_dwell(events, 32)
     assert abs(record["dwell"]["32"] - truth_dwell) <= interval + SLACK_S, (record["dwell"]["32"], truth_dwell)
 
