@@ -47,7 +47,10 @@ METRICS = (("upload_s", "upload"), ("t_32", "time to 32 %"), ("dwell_32", "dwell
 
 
 def _num(value: float | None) -> str:
-    return "-" if value is None else f"{value:.2f}"
+    """Milliseconds stay visible (an upload of 0.004 s), long phases keep two decimals."""
+    if value is None:
+        return "-"
+    return f"{value:.3f}" if abs(value) < 1 else f"{value:.2f}"
 
 
 def print_summary(records: list[dict[str, Any]], time_scale: float | None = None) -> None:
