@@ -8,16 +8,7 @@ from typing import Any
 import httpx
 import pytest
 
-AUDIO = b"\x00\x01" * 1500  # 3000 bytes: content is never decoded
-
-
-def upload(client: httpx.Client, base: str, *, duration: Any = 5, audio: bytes = AUDIO, ctype: str = "audio/m4a",
-           headers: dict[str, str] | None = None, fields: dict[str, Any] | None = None) -> httpx.Response:
-    data = {"duration": str(duration)} if duration is not None else {}
-    data.update(fields or {})
-    files = {"audio": ("recording.m4a", audio, ctype)} if audio is not None else None
-    return client.post(f"{base}/diary/voice/async", data=data, files=files, headers=headers or {})
-
+from .conftest import upload
 
 def wait_done(client: httpx.Client, base: str, task_id: str, headers: dict[str, str] | None = None,
               timeout_s: float = 10.0) -> dict[str, Any]:
@@ -28,12 +19,6 @@ def wait_done(client: httpx.Client, base: str, task_id: str, headers: dict[str, 
             return r.json()
         time.sleep(0.01)
     raise AssertionError("task did not finish in time")
-
-
-@pytest.fixture
-def client() -> Any:
-    with httpx.Client(timeout=5.0) as c:
-        yield c
 
 
 def test_health(sim: Any, client: httpx.Client) -> None:

@@ -13,13 +13,7 @@ from probes.errors import UsageError
 from probes.sim.app import format_seconds
 from probes.sim.server import running_simulator
 
-AUDIO = b"\x00" * 2000
-
-
-def upload(client: httpx.Client, base: str) -> httpx.Response:
-    return client.post(f"{base}/diary/voice/async", data={"duration": "5"},
-                       files={"audio": ("recording.m4a", AUDIO, "audio/m4a")})
-
+from .conftest import upload
 
 def poll_all(client: httpx.Client, base: str, task_id: str, seconds: float, interval: float = 0.005) -> list[httpx.Response]:
     out = []
@@ -31,12 +25,6 @@ def poll_all(client: httpx.Client, base: str, task_id: str, seconds: float, inte
             break
         time.sleep(interval)
     return out
-
-
-@pytest.fixture
-def client() -> Any:
-    with httpx.Client(timeout=5.0) as c:
-        yield c
 
 
 def test_flaky_some_503_and_still_completes(sim: Any, client: httpx.Client) -> None:

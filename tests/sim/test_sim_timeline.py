@@ -13,7 +13,7 @@ import httpx
 from probes.sim.progress import build_schedule, plateau
 from probes.sim.scenarios import load_scenario
 
-AUDIO = b"\x00" * 2000
+from .conftest import upload
 
 
 def poll_until_done(base: str, limit_s: float) -> tuple[float, str, list[tuple[float, float, dict[str, Any]]]]:
@@ -30,8 +30,7 @@ def _poll(base: str, limit_s: float, polls: list[tuple[float, float, dict[str, A
           ) -> tuple[float, str, list[tuple[float, float, dict[str, Any]]]]:
     with httpx.Client(timeout=5.0) as client:
         sent = time.monotonic()
-        r = client.post(f"{base}/diary/voice/async", data={"duration": "5"},
-                        files={"audio": ("recording.m4a", AUDIO, "audio/m4a")})
+        r = upload(client, base)
         task_id = r.json()["task_id"]
         url = f"{base}/diary/voice/progress/{task_id}"
         deadline = sent + limit_s
