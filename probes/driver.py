@@ -118,7 +118,6 @@ class Probe:
         # cost more CPU than the request itself and made hundreds of probes late (BENCHMARKS.md).
         request = self.client.build_request("GET", wire.progress_path(self.log.task_id))
         due = self.now()
-        errors_in_row = 0
         while due < self.plan.timeout_s:
             wait = due - self.now()
             if wait > 0:
@@ -129,10 +128,10 @@ class Probe:
             if self.log.last_progress is not None:
                 self.state.progress, self.state.step_name = self.log.last_progress, self.log.last_step_name
                 self.on_update(self.state)
-            if self.log.should_stop(result, start):
+            next_due = self.log.next_due(self.plan.cadence, due, start, result, retry_after, self.now())
+            if next_due is None:
                 return
-            errors_in_row = 0 if result is PollResult.OK else errors_in_row + 1
-            due = max(self.plan.cadence.next_due(due, result, errors_in_row, retry_after), self.now())
+            due = next_due
         self.log.timed_out(self.plan.timeout_s)
 
     async def _poll_once(self, request: httpx.Request, start: float) -> tuple[PollResult, float | None]:

@@ -13,7 +13,7 @@ from dataclasses import dataclass, field
 from typing import Any, Callable, Iterable
 
 from probes import wire
-from probes.cadence import APP_NOT_FOUND_WINDOW_S, PollResult
+from probes.cadence import APP_NOT_FOUND_WINDOW_S, Cadence, PollResult
 from probes.timeline import analyse, progress_band
 
 RECORD_SCHEMA = 1
@@ -52,6 +52,7 @@ class FlowLog:
     states: list[list[Any]] = field(default_factory=list)
     instances: dict[str, int] = field(default_factory=dict)
     lateness: list[float] = field(default_factory=list)
+    errors_in_row: int = 0
     last_progress: int | None = None
     last_step_name: str | None = None
 
@@ -120,6 +121,15 @@ class FlowLog:
             self.outcome, self.error = "auth_error", f"HTTP {status} on progress"
             return True
         return False
+
+    def next_due(
+        self, cadence: Cadence, due: float, start: float, result: PollResult, retry_after: float | None, now: float
+    ) -> float | None:
+        """When the next poll is due (never in the past), or None when the app stops after this one."""
+        if self.should_stop(result, start):
+            return None
+        self.errors_in_row = 0 if result is PollResult.OK else self.errors_in_row + 1
+        return max(cadence.next_due(due, result, self.errors_in_row, retry_after), now)
 
     def timed_out(self, timeout_s: float) -> None:
         self.outcome = "timeout"

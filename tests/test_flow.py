@@ -68,3 +68,18 @@ def test_lateness_summary_counts_polls_over_each_threshold():
     summary = lateness_summary([0.0, 0.001, 0.006, 0.012, 0.025, 0.3])
     assert summary["n"] == 6 and summary["max"] == 0.3
     assert summary["over_ms"] == {"5": 4, "10": 3, "20": 2, "50": 1, "100": 1}
+
+
+def test_next_due_counts_errors_in_a_row_and_stops_on_a_final_answer():
+    from probes.cadence import Cadence
+
+    app, log = Cadence("app"), FlowLog(started_at="x")
+    log.poll_answered(0.0, 0.01, 503, b"", headers({}), 0)
+    assert log.next_due(app, 0.0, 0.0, PollResult.ERROR, None, now=0.01) == 1.0   # first back-off step
+    log.poll_answered(1.0, 0.01, 503, b"", headers({}), 0)
+    assert log.next_due(app, 1.0, 1.0, PollResult.ERROR, None, now=1.01) == 3.0   # second: 2 s
+    log.poll_answered(3.0, 0.01, 200, answer(progress=40), headers({}), 0)
+    assert log.next_due(app, 3.0, 3.0, PollResult.OK, None, now=3.5) == 3.5       # late: due now, not in the past
+    assert log.errors_in_row == 0
+    log.poll_answered(3.5, 0.01, 200, answer(progress=100, status="completed"), headers({}), 0)
+    assert log.next_due(app, 3.5, 3.5, PollResult.OK, None, now=3.6) is None

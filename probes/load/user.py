@@ -108,7 +108,6 @@ class LocustFlow:
         assert self.log.task_id is not None
         path = wire.progress_path(self.log.task_id)
         due = self.now()
-        errors_in_row = 0
         while due < self.plan.timeout_s:
             wait = due - self.now()
             if wait > 0:
@@ -116,10 +115,10 @@ class LocustFlow:
             start = self.now()
             self.log.lateness.append(max(0.0, start - due))
             result, retry_after = self._poll_once(path, start)
-            if self.log.should_stop(result, start):
+            next_due = self.log.next_due(self.plan.cadence, due, start, result, retry_after, self.now())
+            if next_due is None:
                 return
-            errors_in_row = 0 if result is PollResult.OK else errors_in_row + 1
-            due = max(self.plan.cadence.next_due(due, result, errors_in_row, retry_after), self.now())
+            due = next_due
         self.log.timed_out(self.plan.timeout_s)
 
     def _poll_once(self, path: str, start: float) -> tuple[PollResult, float | None]:
