@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import base64
 import csv
+import json
 import statistics
 from pathlib import Path
 
@@ -12,7 +13,7 @@ import pytest
 from PIL import Image
 
 from probes.compare import build_comparison, run_compare
-from probes.report import build_report
+from probes.report import build_report, jsonl
 from probes.run_command import RunResult, run_probes
 from probes.stats import Thresholds
 
@@ -44,6 +45,9 @@ def test_report_numbers_match_the_ground_truth_and_embed_every_plot(sim, tmp_pat
     url = sim("stale-32", time_scale=SCALE)
     run = probe(url, tmp_path, fixtures_dir, n=4)
     truths = [truth(url, r["task_id"]) for r in run.records]
+    data = (run.run_dir / "probes.jsonl").read_bytes()  # the engine's own lines take the report's fast path
+    milestones = json.loads((run.run_dir / "run.json").read_text(encoding="utf-8"))["milestones"]
+    assert jsonl._parse_fast(data, [str(m) for m in milestones]) is not None
     html = build_report([run.run_dir], tmp_path / "report")
     table = timings(html.parent)
     slack = (INTERVAL + 0.025) / SCALE  # one poll interval + 25 ms, in scenario seconds
