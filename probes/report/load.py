@@ -1,7 +1,7 @@
 """Load run directories into two tables, with a Parquet cache beside each run.
 
 Why a cache: parsing probes.jsonl dominates a report's cost (a 100,000-probe run
-is ~300 MB of JSON); the columnar copy loads in a fraction of a second. The cache
+is ~150 MB of JSON); the columnar copy loads in a fraction of a second. The cache
 is keyed by the jsonl's size and mtime (and this module's CACHE_VERSION) stored in
 the Parquet metadata, so a run still being written, or rewritten, is re-parsed.
 
@@ -20,6 +20,7 @@ Malformed lines are skipped and counted in `Run.notes`; a truncated last line
 
 from __future__ import annotations
 
+import functools
 import json
 import multiprocessing as mp
 import os
@@ -29,11 +30,11 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+import numpy as np
 import pandas as pd
 import pyarrow as pa
 import pyarrow.compute as pc
 import pyarrow.parquet as pq
-from pandas.api.types import union_categoricals
 
 from probes.errors import UsageError
 from probes.report.jsonl import parse_file_range
@@ -43,26 +44,34 @@ CACHE_KEY = b"probes.cache_key"
 CHUNK_BYTES = 8 << 20  # parse this much JSONL per task: bounds the Python objects alive at once
 PARALLEL_MIN_BYTES = 64 << 20  # below this, worker start-up costs more than it saves
 MAX_WORKERS = 8
-CATEGORY_COLUMNS = ("run_id", "probe_id", "step_name", "status")
 TIME_COLUMNS = ("upload_s", "total_s", "end_s", "stall_s")
 
 
 @dataclass
 class Run:
-    """One run directory: its run.json, probes and samples tables, and load notes."""
+    """One run directory: its run.json, probes and samples tables (Arrow; pandas on demand), load notes."""
 
     path: Path
     meta: dict[str, Any]
-    probes: pd.DataFrame
-    samples: pd.DataFrame
+    probes_table: pa.Table = field(repr=False)
+    samples_table: pa.Table = field(repr=False)
     notes: list[str] = field(default_factory=list)
     from_cache: bool = False
     cache_write: Future | None = field(default=None, repr=False)  # a background cache write, if any
+    parse_notes: list[str] = field(default_factory=list, repr=False)  # kept in the cache with the tables
 
     @property
     def time_scale(self) -> float:
         ts = self.meta.get("time_scale")
         return float(ts) if isinstance(ts, (int, float)) and ts > 0 else 1.0
+
+    @functools.cached_property
+    def probes(self) -> pd.DataFrame:
+        return probes_frame(self.probes_table)
+
+    @functools.cached_property
+    def samples(self) -> pd.DataFrame:
+        return samples_frame(self.samples_table)
 
 
 def load_run(run_dir: Path, *, cache: bool = True, pool: Executor | None = None,
@@ -72,26 +81,35 @@ def load_run(run_dir: Path, *, cache: bool = True, pool: Executor | None = None,
     pool: worker processes for parsing a big probes.jsonl; writer: a thread that
     writes the cache while the caller goes on (`Run.cache_write` is its future).
     """
-    run_dir = Path(run_dir)
+    run = read_run(Path(run_dir), cache=cache, pool=pool)
+    if cache and not run.from_cache:
+        refresh_cache(run, writer)
+    return run
+
+
+def read_run(run_dir: Path, *, cache: bool = True, pool: Executor | None = None) -> Run:
+    """A run from its fresh Parquet cache, else parsed from probes.jsonl (the cache is not written)."""
     jsonl = check_run_dir(run_dir)
     meta, notes = read_meta(run_dir)
-    key = cache_key(jsonl)
     if cache:
-        cached = read_cache(run_dir, key)
+        cached = read_cache(run_dir, cache_key(jsonl))
         if cached is not None:
             probes, samples, cached_notes = cached
             return Run(run_dir, meta, probes, samples, notes + cached_notes, from_cache=True)
-    probes_tbl, samples_tbl, parse_notes = parse_jsonl_arrow(jsonl, milestones_hint=meta.get("milestones"),
-                                                             pool=pool)
-    if probes_tbl.num_rows == 0:
+    probes, samples, parse_notes = parse_jsonl_arrow(jsonl, milestones_hint=meta.get("milestones"), pool=pool)
+    if probes.num_rows == 0:
         raise UsageError(f"no readable probes in {jsonl}" + (f" ({'; '.join(parse_notes)})" if parse_notes else ""))
-    pending = None
-    if cache and writer is not None:
-        pending = writer.submit(write_cache, run_dir, key, probes_tbl, samples_tbl, parse_notes)
-    elif cache:
-        notes += write_cache(run_dir, key, probes_tbl, samples_tbl, parse_notes)
-    return Run(run_dir, meta, probes_frame(probes_tbl), samples_frame(samples_tbl), notes + parse_notes,
-               cache_write=pending)
+    return Run(run_dir, meta, probes, samples, notes + parse_notes, parse_notes=parse_notes)
+
+
+def refresh_cache(run: Run, writer: Executor | None) -> None:
+    """Write the run's Parquet cache: on `writer` (see `collect_cache_notes`), or here and now."""
+    key = cache_key(run.path / "probes.jsonl")
+    args = (run.path, key, run.probes_table, run.samples_table, run.parse_notes)
+    if writer is not None:
+        run.cache_write = writer.submit(write_cache, *args)
+    else:
+        run.notes += write_cache(*args)
 
 
 def check_run_dir(run_dir: Path) -> Path:
@@ -123,7 +141,7 @@ def cache_key(jsonl: Path) -> bytes:
     return f"v{CACHE_VERSION}:{st.st_size}:{st.st_mtime_ns}".encode()
 
 
-def read_cache(run_dir: Path, key: bytes) -> tuple[pd.DataFrame, pd.DataFrame, list[str]] | None:
+def read_cache(run_dir: Path, key: bytes) -> tuple[pa.Table, pa.Table, list[str]] | None:
     """Both cached tables when their key matches the jsonl, else None."""
     paths = [run_dir / "probes.parquet", run_dir / "samples.parquet"]
     try:
@@ -133,7 +151,7 @@ def read_cache(run_dir: Path, key: bytes) -> tuple[pd.DataFrame, pd.DataFrame, l
     if any(m.get(CACHE_KEY) != key for m in metas):
         return None
     try:
-        probes, samples = (pq.read_table(p).to_pandas() for p in paths)
+        probes, samples = (pq.read_table(p) for p in paths)
     except (OSError, pa.ArrowInvalid):
         return None
     notes = json.loads(metas[0].get(b"probes.notes", b"[]"))
@@ -273,17 +291,28 @@ def samples_frame(table: pa.Table) -> pd.DataFrame:
     return table.to_pandas()
 
 
-def scale_times(probes: pd.DataFrame, samples: pd.DataFrame, scale: float) -> tuple[pd.DataFrame, pd.DataFrame]:
-    """Divide every time by the run's time_scale so times read as scenario seconds."""
-    probes = probes.copy()
-    probes["time_scale"] = scale
-    if scale != 1.0:
-        cols = [c for c in probes.columns if c in TIME_COLUMNS or c.startswith(("t_", "dwell_"))]
-        probes[cols] = probes[cols] / scale
-        samples = samples.copy()
-        samples["t_s"] = samples["t_s"] / scale
-        samples["latency_s"] = samples["latency_s"] / scale
+def scale_times(probes: pa.Table, samples: pa.Table, scale: float) -> tuple[pa.Table, pa.Table]:
+    """Divide every time by the run's time_scale so times read as scenario seconds; add a time_scale column."""
+    probes = probes.append_column("time_scale", pa.array(np.full(probes.num_rows, scale)))
+    if scale == 1.0:
+        return probes, samples
+    for name in probes.column_names:
+        if name in TIME_COLUMNS or name.startswith(("t_", "dwell_")):
+            probes = probes.set_column(probes.schema.get_field_index(name), name,
+                                       pc.divide(probes.column(name), scale))
+    for name in ("t_s", "latency_s"):
+        samples = samples.set_column(samples.schema.get_field_index(name), name,
+                                     pc.divide(samples.column(name), scale))
     return probes, samples
+
+
+def with_meta(probes: pa.Table, meta: dict[str, Any]) -> pa.Table:
+    """Records missing run_id, target or label take them from run.json."""
+    for name in ("run_id", "target", "label"):
+        if meta.get(name) is not None:
+            i = probes.schema.get_field_index(name)
+            probes = probes.set_column(i, name, pc.fill_null(probes.column(name), str(meta[name])))
+    return probes
 
 
 def load_runs(run_dirs: list[Path], *, cache: bool = True, writer: Executor | None = None
@@ -292,6 +321,8 @@ def load_runs(run_dirs: list[Path], *, cache: bool = True, writer: Executor | No
 
     writer: an executor for cache writes that the caller waits for later (then
     calls `collect_cache_notes`); without one, the writes finish before returning.
+    The runs are joined as Arrow tables and made pandas once, so their
+    categories are unified without a pass per run.
     """
     if not run_dirs:
         raise UsageError("give at least one run directory")
@@ -304,29 +335,31 @@ def load_runs(run_dirs: list[Path], *, cache: bool = True, writer: Executor | No
             sorted({str(d) for d, r in zip(run_dirs, resolved) if resolved.count(r) > 1})))
     pool = parse_pool([d / "probes.jsonl" for d in run_dirs])
     try:
-        if writer is not None:
-            runs = [load_run(d, cache=cache, pool=pool, writer=writer) for d in run_dirs]
-        else:
-            with ThreadPoolExecutor(max_workers=1) as own:
-                runs = [load_run(d, cache=cache, pool=pool, writer=own) for d in run_dirs]
-            collect_cache_notes(runs)
+        runs = [read_run(d, cache=cache, pool=pool) for d in run_dirs]
     finally:
         if pool is not None:
             pool.shutdown(cancel_futures=True)
     ids = [str(r.meta.get("run_id") or r.path.name) for r in runs]
     if len(set(ids)) != len(ids):
         raise UsageError("the same run was given twice: " + ", ".join(sorted({i for i in ids if ids.count(i) > 1})))
+    if cache:  # only now: while files were parsing, both cores were busy; what follows leaves one spare
+        fresh = [r for r in runs if not r.from_cache]
+        if writer is not None:
+            for r in fresh:
+                refresh_cache(r, writer)
+        else:
+            with ThreadPoolExecutor(max_workers=1) as own:
+                for r in fresh:
+                    refresh_cache(r, own)
+            collect_cache_notes(fresh)
     probes_parts, samples_parts = [], []
     for r in runs:
-        p, s = scale_times(r.probes, r.samples, r.time_scale)
-        for col in ("run_id", "target", "label"):  # records missing these take them from run.json
-            if r.meta.get(col) is not None:
-                p[col] = p[col].fillna(str(r.meta[col]))
-        p["group"] = p["target"].fillna("?") + "/" + p["label"].fillna("?")
+        p, s = scale_times(with_meta(r.probes_table, r.meta), r.samples_table, r.time_scale)
         probes_parts.append(p)
         samples_parts.append(s)
-    probes = pd.concat(probes_parts, ignore_index=True) if len(probes_parts) > 1 else probes_parts[0]
-    samples = _concat_samples(samples_parts)
+    probes = probes_frame(pa.concat_tables(probes_parts, promote_options="default"))
+    probes["group"] = probes["target"].fillna("?") + "/" + probes["label"].fillna("?")
+    samples = pa.concat_tables(samples_parts, promote_options="permissive").to_pandas()
     return runs, probes, samples
 
 
@@ -339,12 +372,3 @@ def collect_cache_notes(runs: list[Run]) -> None:
             except Exception as exc:  # noqa: BLE001 - a failed cache only costs speed
                 r.notes.append(f"{r.path.name}: could not write the Parquet cache ({exc.__class__.__name__})")
             r.cache_write = None
-
-
-def _concat_samples(parts: list[pd.DataFrame]) -> pd.DataFrame:
-    if len(parts) == 1:
-        return parts[0]
-    out = pd.concat([p.drop(columns=list(CATEGORY_COLUMNS)) for p in parts], ignore_index=True)
-    for col in CATEGORY_COLUMNS:  # union the categories: a plain concat would fall back to object strings
-        out[col] = union_categoricals([pd.Categorical(p[col]) for p in parts])
-    return out[parts[0].columns]
