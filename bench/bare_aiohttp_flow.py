@@ -20,7 +20,7 @@ import uvloop
 async def flow(
     session: aiohttp.ClientSession, url: str, audio: bytes, seconds: float, lateness: list[float], delay: float
 ) -> None:
-    await asyncio.sleep(delay)  # the same stagger over one interval as `probes run`
+    await asyncio.sleep(delay)  # starts spread over --stagger seconds, as `probes run` spreads them
     form = aiohttp.FormData()
     form.add_field("audio", audio, filename="speech-en-5s.m4a", content_type="audio/m4a")
     form.add_field("duration", "5")
@@ -38,11 +38,11 @@ async def flow(
         due += 0.3
 
 
-async def main_async(url: str, flows: int, seconds: float, audio: bytes) -> dict:
+async def main_async(url: str, flows: int, seconds: float, audio: bytes, stagger: float) -> dict:
     lateness: list[float] = []
     connector = aiohttp.TCPConnector(limit=flows * 2)
     async with aiohttp.ClientSession(connector=connector) as session:
-        await asyncio.gather(*(flow(session, url, audio, seconds, lateness, i * 0.3 / flows) for i in range(flows)))
+        await asyncio.gather(*(flow(session, url, audio, seconds, lateness, i * stagger / flows) for i in range(flows)))
     lateness.sort()
     pick = lambda q: lateness[min(len(lateness) - 1, int(q * len(lateness)))]  # noqa: E731
     return {"polls": len(lateness), "lateness_p50": pick(0.5), "lateness_p99": pick(0.99)}
@@ -54,9 +54,10 @@ if __name__ == "__main__":
     parser.add_argument("--flows", type=int, required=True)
     parser.add_argument("--seconds", type=float, default=10.0)
     parser.add_argument("--fixture", required=True)
+    parser.add_argument("--stagger", type=float, default=0.3, help="seconds over which the flows start")
     args = parser.parse_args()
     audio = open(args.fixture, "rb").read()
-    result = uvloop.run(main_async(args.url, args.flows, args.seconds, audio))
+    result = uvloop.run(main_async(args.url, args.flows, args.seconds, audio, args.stagger))
     usage = resource.getrusage(resource.RUSAGE_SELF)
     result["cpu_s"] = usage.ru_utime + usage.ru_stime
     print(json.dumps(result))

@@ -9,7 +9,7 @@ aiohttp loop of the same flow (bench/bare_aiohttp_flow.py) against the same
 simulator in the same run. The simulator runs the `stuck` scenario so every
 probe stays in flight until its timeout.
 
-    .venv/bin/python bench/bench_probe.py [--steps 250,500,1000,1500] [--seconds 10]
+    .venv/bin/python bench/bench_probe.py [--steps 375,500,625,750] [--seconds 10]
 """
 
 from __future__ import annotations
@@ -22,6 +22,7 @@ import sys
 import time
 from pathlib import Path
 
+from probes.runner import STAGGER_PER_PROBE_S, STAGGER_S
 from probes.sim.server import free_port, simulator_process
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -60,7 +61,8 @@ def probes_step(url: str, flows: int, seconds: float) -> dict:
 def bare_step(url: str, flows: int, seconds: float) -> dict:
     done = subprocess.run(
         [sys.executable, str(ROOT / "bench" / "bare_aiohttp_flow.py"), "--url", url, "--flows", str(flows),
-         "--seconds", str(seconds), "--fixture", str(ROOT / "fixtures" / "speech-en-5s.m4a")],
+         "--seconds", str(seconds), "--fixture", str(ROOT / "fixtures" / "speech-en-5s.m4a"),
+         "--stagger", str(max(STAGGER_S, STAGGER_PER_PROBE_S * flows))],
         capture_output=True, text=True, timeout=seconds * 6 + 60, check=True,
     )
     result = json.loads(done.stdout)
@@ -71,7 +73,7 @@ def bare_step(url: str, flows: int, seconds: float) -> dict:
 
 def main() -> None:
     parser = argparse.ArgumentParser()
-    parser.add_argument("--steps", default="250,500,1000,1500")
+    parser.add_argument("--steps", default="375,500,625,750")
     parser.add_argument("--seconds", type=float, default=10.0)
     args = parser.parse_args()
     steps = [int(x) for x in args.steps.split(",")]

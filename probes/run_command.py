@@ -91,7 +91,7 @@ async def _run(
     # SIGTERM (a CI job cancelled, `timeout`) ends the run like Ctrl-C: in-flight probes are written as aborted.
     asyncio.get_running_loop().add_signal_handler(signal.SIGTERM, asyncio.current_task().cancel)  # type: ignore[union-attr]
     client, transport = make_client(target.base_url, concurrency, headers)
-    async with client:
+    async with client, transport:
         print_fp = await fingerprint(client)
         scenario, time_scale = simulator_info(print_fp["health"])
         fixture = {k: plan.fixture.get(k) for k in ("name", "duration_s", "form_duration", "bytes", "sha256", "content_type")}

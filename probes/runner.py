@@ -16,19 +16,23 @@ from httpx_aiohttp import AiohttpTransport
 from probes import wire
 from probes.cadence import APP_FAST_INTERVAL_S
 from probes.driver import POLL_TIMEOUT_S, Probe, ProbePlan, ProbeState
+from probes.poll_transport import PollTransport
 from probes.store import RunWriter
 
 HEALTH_TIMEOUT_S = 5.0
 STAGGER_S = APP_FAST_INTERVAL_S
+STAGGER_PER_PROBE_S = 0.003  # an upload costs the harness ~1.4 ms of CPU: keep the ramp-up under half a core
 
 
 def make_client(
     base_url: str, concurrency: int, headers: dict[str, str]
-) -> tuple[httpx.AsyncClient, httpx.AsyncBaseTransport]:
-    """httpx's API on aiohttp's transport: a plain AsyncClient collapses near 500 flows (encode/httpx#3215).
+) -> tuple[httpx.AsyncClient, PollTransport]:
+    """A client for uploads, /health and cleanup, and the transport the polls go to.
 
+    The client is httpx's API on aiohttp's transport (a plain AsyncClient collapses
+    near 500 flows, encode/httpx#3215). Polls are requests the client builds and
+    sends straight to the PollTransport (see Probe._poll_until_done); close it too.
     The credentials ride as the client's default headers, so no request needs them passed again.
-    Probes send their polls straight to the transport (see Probe._poll_until_done).
     """
     size = max(10, concurrency * 2)
     limits = httpx.Limits(max_connections=size, max_keepalive_connections=size)
@@ -36,7 +40,7 @@ def make_client(
     client = httpx.AsyncClient(
         base_url=base_url, headers=headers, transport=transport, trust_env=False, timeout=httpx.Timeout(POLL_TIMEOUT_S)
     )
-    return client, transport
+    return client, PollTransport(transport.ssl_context)
 
 
 async def fingerprint(client: httpx.AsyncClient) -> dict[str, Any]:
@@ -89,9 +93,11 @@ async def run_probes_async(
             writer.append(record)
 
     workers = min(concurrency, n)
+    # Spread the first uploads over one poll interval (longer for hundreds of probes), as users
+    # would arrive: started together, C probes would poll in lock-step bursts and measure their
+    # own queueing, and 500 uploads in 300 ms made the first polls of every probe late.
+    stagger = max(STAGGER_S, STAGGER_PER_PROBE_S * workers)
     async with asyncio.TaskGroup() as group:
         for i in range(workers):
-            # Spread the first uploads over one poll interval, as users would arrive: started
-            # together, C probes would poll in lock-step bursts and measure their own queueing.
-            group.create_task(worker(i * STAGGER_S / workers))
+            group.create_task(worker(i * stagger / workers))
     return first_headers[0] if first_headers else None
