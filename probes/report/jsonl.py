@@ -8,9 +8,9 @@ Two paths. The fast one takes blocks as this tool writes them (orjson, compact,
 `samples` last) and makes no Python object per field or poll: each line is cut
 at `,"samples":[`, Arrow's JSON reader reads the probe fields, and the poll rows,
 which read as CSV once their brackets go, go to Arrow's CSV reader. Its guards
-send a block to the general path whenever CSV could read it differently from
-JSON (escapes, space beside a string, a bare word, a number JSON forbids, a line
-of another shape). The general path parses every line with orjson and skips and
+send a block to the general path whenever CSV could read its polls differently
+from JSON (an escape, space beside a string, a bare word, a number JSON
+forbids) or a line has another shape. The general path parses every line with orjson and skips and
 counts what is malformed. On 150 MB of JSONL: 2.4 s against 5.4 s (BENCHMARKS.md).
 """
 
@@ -97,7 +97,7 @@ _JSON_READ = pjson.ReadOptions(use_threads=False, block_size=_ONE_BLOCK)
 def _parse_fast(data: bytes, milestones: list[str]) -> Parsed | None:
     """The block parsed without a Python object per field or poll, or None when it is not in the writer's form."""
     n_lines = data.count(b"\n")
-    if not data.endswith(b"\n") or b"\\" in data or data.count(SAMPLES_KEY) != n_lines:
+    if not data.endswith(b"\n") or data.count(SAMPLES_KEY) != n_lines:  # the key cannot sit inside a string
         return None
     parts = data.replace(SAMPLES_KEY, b"}\n").split(b"\n")  # a line is head + SAMPLES_KEY + body
     heads, bodies = parts[0:-1:2], parts[1::2]
@@ -108,6 +108,8 @@ def _parse_fast(data: bytes, milestones: list[str]) -> Parsed | None:
     polled = [bodies[i][1:-3] for i in polled_at]
     # polls of one probe end in \n, the last poll of a probe in \r\n: CSV reads both as a row's end
     text = b"\r\n".join(polled).replace(b"],[", b"\n")
+    if b"\\" in text:  # an escape in a poll's text: JSON and CSV escape differently
+        return None
     try:
         heads_tbl = pjson.read_json(pa.py_buffer(b"\n".join(heads)), read_options=_JSON_READ,
                                     parse_options=_head_options(tuple(milestones)))
@@ -156,8 +158,9 @@ def _head_options(milestones: tuple[str, ...]) -> pjson.ParseOptions:
     return pjson.ParseOptions(explicit_schema=schema, unexpected_field_behavior="ignore")
 
 
-# a number JSON forbids but CSV reads: a leading + . or 0, a trailing . or exponent mark ("+1", "05", ".5", "1.")
-_NOT_JSON_NUMBER = r"(?:^|[,\n])-?(?:[+.]|0[0-9])|[.eE][+-]?(?:[,\r\n]|$)|\.[eE]"
+# a number JSON forbids but CSV reads, at the start of a field: a leading + . or 0 ("+1", ".5", "05"), a dot
+# with no digit after it ("1.", "1.e5"), or an exponent with no digits ("1e", "2E+")
+_NOT_JSON_NUMBER = r"(?:^|[,\n])-?(?:[+.]|0[0-9]|[0-9]+\.(?:[eE,\r\n]|$)|[0-9.]+[eE][+-]?(?:[,\r\n]|$))"
 
 
 def _csv_read_as_json(text: bytes, rows: pa.Table) -> bool:

@@ -343,15 +343,9 @@ def load_runs(run_dirs: list[Path], *, cache: bool = True, writer: Executor | No
     if len(set(ids)) != len(ids):
         raise UsageError("the same run was given twice: " + ", ".join(sorted({i for i in ids if ids.count(i) > 1})))
     if cache:  # only now: while files were parsing, both cores were busy; what follows leaves one spare
-        fresh = [r for r in runs if not r.from_cache]
-        if writer is not None:
-            for r in fresh:
+        for r in runs:
+            if not r.from_cache:
                 refresh_cache(r, writer)
-        else:
-            with ThreadPoolExecutor(max_workers=1) as own:
-                for r in fresh:
-                    refresh_cache(r, own)
-            collect_cache_notes(fresh)
     probes_parts, samples_parts = [], []
     for r in runs:
         p, s = scale_times(with_meta(r.probes_table, r.meta), r.samples_table, r.time_scale)
@@ -359,7 +353,7 @@ def load_runs(run_dirs: list[Path], *, cache: bool = True, writer: Executor | No
         samples_parts.append(s)
     probes = probes_frame(pa.concat_tables(probes_parts, promote_options="default"))
     probes["group"] = probes["target"].fillna("?") + "/" + probes["label"].fillna("?")
-    samples = pa.concat_tables(samples_parts, promote_options="permissive").to_pandas()
+    samples = samples_frame(pa.concat_tables(samples_parts, promote_options="permissive"))
     return runs, probes, samples
 
 

@@ -52,6 +52,15 @@ def test_probes_without_polls_and_null_fields(block):
     assert takes_fast_path(only_empty) and assert_same(only_empty).samples.num_rows == 0
 
 
+def test_escapes_outside_the_polls_keep_the_fast_path(block):
+    rec = orjson.loads(block.splitlines()[0])
+    odd = {**rec, "probe_id": 'say "hi"\\', "error": "line\nbreak", "samples": [
+        [0.1, 200, 5, 1, "a, 1e, 05 .5 z", "processing", 1e-05], [0.2, 200, 6, 1, "b", "processing", 2.5e3]]}
+    data = orjson.dumps(odd) + b"\n" + block
+    assert b"\\" in data and takes_fast_path(data)
+    assert_same(data)
+
+
 def first_row_text(data: bytes) -> bytes:
     line = data.splitlines()[0]
     start = line.index(jsonl.SAMPLES_KEY) + len(jsonl.SAMPLES_KEY) + 1
@@ -78,10 +87,12 @@ def first_row_text(data: bytes) -> bytes:
     lambda row: row.rsplit(b",", 1)[0] + b",.5",
     lambda row: row.rsplit(b",", 1)[0] + b",5.",
     lambda row: row.replace(b",200,", b",0200,", 1),
+    lambda row: row.rsplit(b",", 1)[0] + b",1.e5",
+    lambda row: row.rsplit(b",", 1)[0] + b",1e",
     lambda row: row.rsplit(b",", 1)[0] + b",",
     lambda row: row.replace(b",200,", b",true,", 1),
 ], ids=["space-before", "space-after", "comma-space", "bare-word", "doubled-quote", "escape", "separator",
-        "carriage-return", "quoted-number", "nested", "six", "eight", "nan", "nan-float", "inf", "plus", "dot-first", "dot-last", "leading-zero", "empty", "true"])
+        "carriage-return", "quoted-number", "nested", "six", "eight", "nan", "nan-float", "inf", "plus", "dot-first", "dot-last", "leading-zero", "dot-exponent", "bare-exponent", "empty", "true"])
 def test_rows_csv_could_misread_give_what_json_gives(block, edit):
     lines = block.splitlines(keepends=True)
     row = first_row_text(block)
