@@ -107,9 +107,12 @@ def test_ctrl_c_keeps_finished_and_aborted_probes(tmp_path, fixtures_dir, signum
         cmd = [sys.executable, "-m", "probes", "run", "--url", url, "-n", "3", "--concurrency", "3", "-q",
                "--fixtures", str(fixtures_dir), "--out", str(tmp_path / "runs"), "--cadence", "fine"]
         proc = subprocess.Popen(cmd, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, cwd=REPO)
-        time.sleep(2.5)
+        deadline = time.monotonic() + 60  # start-up is imports: slow on a loaded machine, so wait for the run
+        while not list((tmp_path / "runs").glob("*/run.json")) and time.monotonic() < deadline:
+            time.sleep(0.05)
+        time.sleep(1.0)  # every probe has uploaded (starts are spread over 0.3 s) and polls
         proc.send_signal(signum)
-        out, err = proc.communicate(timeout=20)
+        out, err = proc.communicate(timeout=60)
     assert proc.returncode == 130, err
     meta, records = read_run(Path(out.strip().splitlines()[-1]))
     assert [r["outcome"] for r in records] == ["aborted"] * 3
