@@ -106,7 +106,10 @@ def test_ctrl_c_keeps_finished_and_aborted_probes(tmp_path, fixtures_dir, signum
     with simulator_process("stuck", port=free_port(), time_scale=0.1) as url:
         cmd = [sys.executable, "-m", "probes", "run", "--url", url, "-n", "3", "--concurrency", "3", "-q",
                "--fixtures", str(fixtures_dir), "--out", str(tmp_path / "runs"), "--cadence", "fine"]
-        proc = subprocess.Popen(cmd, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, cwd=REPO)
+        # as from a terminal: a shell without job control starts background jobs with SIGINT ignored,
+        # and a CI runner may have done so to this test; an ignored SIGINT is rightly left ignored
+        proc = subprocess.Popen(cmd, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, cwd=REPO,
+                                preexec_fn=lambda: signal.signal(signal.SIGINT, signal.SIG_DFL))
         deadline = time.monotonic() + 60  # start-up is imports: slow on a loaded machine, so wait for the run
         while not list((tmp_path / "runs").glob("*/run.json")) and time.monotonic() < deadline:
             time.sleep(0.05)
