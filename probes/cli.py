@@ -87,7 +87,8 @@ def run(
     url: Annotated[Optional[str], typer.Option(help="Ad-hoc target base URL instead of --target.")] = None,
     token_env: Annotated[Optional[str], typer.Option("--token-env", help="Environment variable holding the bearer token (with --url).")] = None,
     n: Annotated[int, typer.Option("-n", help="Number of probes in all.")] = 5,
-    concurrency: Annotated[int, typer.Option(help="Probes in flight at once.")] = 1,
+    concurrency: Annotated[int, typer.Option(
+        help="Probes in flight at once; the first C start spread over 0.3 s (3 ms each past 100).")] = 1,
     label: Annotated[str, typer.Option(help="Label for this run, e.g. before-deploy.")] = "manual",
     fixture: Annotated[str, typer.Option(help="Fixture file name from fixtures/manifest.json.")] = defaults.FIXTURE,
     cadence: Annotated[str, typer.Option(help="app (the app's own polling) or fine (fixed --interval).")] = "app",
