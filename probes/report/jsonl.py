@@ -11,7 +11,7 @@ which read as CSV once their brackets go, go to Arrow's CSV reader. Its guards
 send a block to the general path whenever CSV could read its polls differently
 from JSON (an escape, space beside a string, a bare word, a number JSON
 forbids) or a line has another shape. The general path parses every line with orjson and skips and
-counts what is malformed. On 150 MB of JSONL: 2.4 s against 5.4 s (BENCHMARKS.md).
+counts what is malformed. On 150 MB of JSONL: 2.1 s against 4.9 s (BENCHMARKS.md).
 """
 
 from __future__ import annotations
