@@ -22,6 +22,7 @@ import httpx
 import httptools
 
 Origin = tuple[str, str, int]
+Answer = tuple[int, list[tuple[bytes, bytes]], bytes, bool]  # status, raw headers, body, connection reusable
 DEFAULT_TIMEOUT_S = 15.0
 
 
@@ -83,7 +84,7 @@ class _Connection(asyncio.Protocol):
             self.waiter.set_result(self._answer())
 
     # ours
-    def _answer(self) -> tuple[int, list[tuple[bytes, bytes]], bytes, bool]:
+    def _answer(self) -> Answer:
         keep = not self.closed and self.framed and self.parser.should_keep_alive()
         return self.parser.get_status_code(), self.headers, b"".join(self.body), keep
 
@@ -96,8 +97,8 @@ class _Connection(asyncio.Protocol):
         if self.transport is not None:
             self.transport.close()
 
-    async def exchange(self, raw: bytes, timeout: float | None) -> tuple[int, list[tuple[bytes, bytes]], bytes, bool]:
-        """Send one request and wait for its whole answer: (status, headers, body, reusable)."""
+    async def exchange(self, raw: bytes, timeout: float | None) -> Answer:
+        """Send one request and wait for its whole answer."""
         loop = asyncio.get_running_loop()
         self.waiter = waiter = loop.create_future()
         self.answered, self.headers, self.body, self.headers_done, self.framed = False, [], [], False, False

@@ -28,8 +28,8 @@ def answer(body: bytes = b'{"ok":true}', *, extra: bytes = b"", length: bool = T
     return head + b"\r\n" + body
 
 
-async def serve(handler: Handler, body: Callable[[str], Awaitable[None]], tls: ssl.SSLContext | None = None) -> None:
-    """Run `body(url)` against a server on a free loopback port that answers with `handler`."""
+async def serve(handler: Handler, body: Callable[[str], Awaitable[None]], tls: ssl.SSLContext | None = None) -> int:
+    """Run `body(url)` against a server on a free loopback port that answers with `handler`; connections made."""
     connections = []
 
     async def track(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
@@ -45,7 +45,7 @@ async def serve(handler: Handler, body: Callable[[str], Awaitable[None]], tls: s
     port = server.sockets[0].getsockname()[1]
     async with server:
         await body(f"{'https' if tls else 'http'}://{'localhost' if tls else '127.0.0.1'}:{port}")
-    serve.connections = len(connections)  # type: ignore[attr-defined]
+    return len(connections)
 
 
 async def get(transport: PollTransport, url: str, timeout: float = 5.0) -> httpx.Response:
@@ -89,8 +89,7 @@ def test_a_connection_the_server_closed_while_idle_is_replaced_without_an_error(
             second = await get(transport, url)
         assert first.status_code == second.status_code == 200
 
-    asyncio.run(serve(once_then_close, body))
-    assert serve.connections == 2
+    assert asyncio.run(serve(once_then_close, body)) == 2
 
 
 @pytest.mark.parametrize("wire, expect", [
