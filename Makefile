@@ -52,7 +52,7 @@ sim: $(STAMP)
 	$(PROBES) sim --scenario $(SCENARIO) --port $(PORT) --time-scale $(SCALE)
 
 probe-local: $(STAMP) fixtures/manifest.json
-	$(BIN)/python -m probes.local_probe --target local -n $(N) --label $(LABEL)
+	$(BIN)/python -m probes.probe.local --target local -n $(N) --label $(LABEL)
 
 probe-prod: $(STAMP) fixtures/manifest.json
 	$(PROBES) run --target prod -n 3 --concurrency 1 --label $(LABEL)

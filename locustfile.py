@@ -1,19 +1,10 @@
-"""Load mode: the probe flow as Locust users (see probes/load/ and `make load`).
+"""Load mode for `locust -f locustfile.py ...` from a checkout: the Locust file lives in the package.
 
     locust -f locustfile.py --headless -u 20 -r 20 -t 60s --probes-target local
-    locust -f locustfile.py,probes/load/shape.py ... --probes-model ramp --probes-stages 30s:10,60s:50
 
-The user, the options and the hooks live in probes.load; this file only
-hands them to Locust. `python -m probes.load` (the Makefile's `make load`)
-builds these command lines, starts the simulator of a local target and
-renders the report.
+`probes load` (and `make load`) uses probes/load/locustfile.py directly, so an
+installed `probes` needs no checkout.
 """
 
-from locust import events
-
-from probes.load.hooks import register
-from probes.load.user import ProbeUser
-
-__all__ = ["ProbeUser"]
-
-register(events)
+from probes.load.locustfile import *  # noqa: F401,F403
+from probes.load.locustfile import ProbeUser  # noqa: F401

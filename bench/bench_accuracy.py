@@ -24,7 +24,7 @@ from pathlib import Path
 
 import httpx
 
-from probes.run_command import run_probes
+from probes.probe.run import run_probes
 from probes.sim.server import free_port, simulator_process
 
 ROOT = Path(__file__).resolve().parents[1]

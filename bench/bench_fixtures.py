@@ -19,8 +19,8 @@ import time
 from collections.abc import Callable
 from pathlib import Path
 
-from probes import audio, speech
-from probes.fixtures import generate_fixtures
+from probes.fixtures import audio, speech
+from probes.fixtures.generate import generate_fixtures
 
 
 def _timed(fn: Callable[[], object], reps: int) -> list[float]:

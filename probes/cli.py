@@ -47,7 +47,7 @@ def fixtures(
     source: Annotated[Optional[Path], typer.Option(help="Use this recording instead of generated speech.")] = None,
 ) -> None:
     """Write audio fixtures (speech clips and negative cases) and fixtures/manifest.json."""
-    from probes.fixtures import generate_fixtures
+    from probes.fixtures.generate import generate_fixtures
 
     if lang not in ("en", "zh"):
         raise UsageError(f"--lang must be en or zh, got {lang!r}")
@@ -101,7 +101,7 @@ def run(
     quiet: Annotated[bool, typer.Option("--quiet", "-q", help="No live progress bars.")] = False,
 ) -> None:
     """Probe a target: upload, poll like the app, write a run directory and print its path."""
-    from probes.run_command import run_probes
+    from probes.probe.run import run_probes
 
     result = run_probes(
         target=target, url=url, token_env=token_env, n=n, concurrency=concurrency, label=label,
@@ -133,7 +133,7 @@ def compare(
     out: Annotated[Optional[Path], typer.Option(help="Also write comparison.md/.json into this directory.")] = None,
 ) -> None:
     """Compare two runs metric by metric; exit 1 on a regression (a deploy gate)."""
-    from probes.compare import run_compare
+    from probes.report.compare import run_compare
 
     regression = run_compare(baseline, candidate, max_rel=max_rel, max_abs=max_abs, alpha=alpha, out=out)
     raise typer.Exit(EXIT_REGRESSION if regression else 0)

@@ -15,10 +15,10 @@ import shutil
 import sys
 from pathlib import Path
 
-from probes.cadence import APP_FAST_INTERVAL_S
+from probes.probe.cadence import APP_FAST_INTERVAL_S
 from probes.errors import ProbesError
-from probes.run_command import RunResult, run_probes
-from probes.summary import summary_rows
+from probes.probe.run import RunResult, run_probes
+from probes.probe.summary import summary_rows
 from probes.sim.server import free_port, simulator_process
 
 TIME_SCALE = 0.1
@@ -60,7 +60,7 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("-n", type=int, default=PROBES_PER_TARGET)
     parser.add_argument("--time-scale", type=float, default=TIME_SCALE)
     args = parser.parse_args(argv)
-    from probes.compare import run_compare
+    from probes.report.compare import run_compare
     from probes.report import build_report
 
     out: Path = args.out

@@ -16,7 +16,7 @@ from typing import Any, Callable, Iterator
 
 import pytest
 
-from probes.fixtures import generate_fixtures
+from probes.fixtures.generate import generate_fixtures
 from probes.sim.server import running_simulator
 
 

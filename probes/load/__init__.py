@@ -9,5 +9,5 @@
     cli        `python -m probes.load` (`make load`, `make load-distributed`)
 
 Nothing here re-implements the flow: what an answer means, when to poll and
-what a record holds come from probes.wire, probes.cadence and probes.flow.
+what a record holds come from probes.probe.wire, probes.probe.cadence and probes.probe.flow.
 """

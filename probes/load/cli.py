@@ -25,11 +25,10 @@ from probes.load.guard import check_load
 from probes.load.options import DEFAULT_OUT
 from probes.load.rundir import finish_run
 from probes.load.workload import MODELS, max_users, parse_duration, parse_stages, default_stages
-from probes.manifest import read_fixture
-from probes.store import new_run_id
+from probes.fixtures.manifest import read_fixture
+from probes.probe.store import new_run_id
 
-ROOT = Path(__file__).resolve().parents[2]
-LOCUSTFILE = ROOT / "locustfile.py"
+LOCUSTFILE = Path(__file__).resolve().parent / "locustfile.py"
 SHAPEFILE = Path(__file__).resolve().parent / "shape.py"
 WORKER_EXIT_S = 15.0
 UNREACHED = frozenset({"upload_error", "auth_error"})
@@ -119,7 +118,7 @@ def _stop(proc: subprocess.Popen) -> None:
 
 
 def answers(base_url: str) -> bool:
-    from probes.local_probe import answers as health_answers
+    from probes.probe.local import answers as health_answers
 
     return health_answers(base_url)
 

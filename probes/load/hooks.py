@@ -19,9 +19,10 @@ from typing import Any
 import locust.stats
 from locust.runners import MasterRunner, WorkerRunner
 
-from probes import __version__, wire
+from probes import __version__
+from probes.probe import wire
 from probes.config import Target, resolve_target
-from probes.driver import ProbePlan
+from probes.probe.driver import ProbePlan
 from probes.errors import ProbesError
 from probes.load import options as load_options
 from probes.load.guard import check_load, rate_cap
@@ -29,8 +30,8 @@ from probes.load.phases import bucket_3sf
 from probes.load.rundir import RecordFile, finish_run, records_path, write_meta
 from probes.load.user import LoadContext
 from probes.load.workload import ArrivalSlots, StartSpacing, max_users, process_share
-from probes.manifest import read_fixture
-from probes.store import new_run_id, utc_iso
+from probes.fixtures.manifest import read_fixture
+from probes.probe.store import new_run_id, utc_iso
 
 FIXTURE_KEYS = ("name", "duration_s", "form_duration", "bytes", "sha256", "content_type")
 
@@ -49,8 +50,8 @@ def planned_load(opts: Any, load: load_options.LoadOptions) -> tuple[int, float 
 
 
 def _fingerprint(base_url: str) -> dict[str, Any]:
-    """probes.runner.fingerprint on a short-lived client (before any user starts)."""
-    from probes.runner import fingerprint, make_client
+    """probes.probe.runner.fingerprint on a short-lived client (before any user starts)."""
+    from probes.probe.runner import fingerprint, make_client
 
     async def fetch() -> dict[str, Any]:
         client, _transport = make_client(base_url, 1, {})
@@ -76,7 +77,7 @@ def start_run(environment: Any) -> None:
         environment.host = target.base_url
     run_dir = load.run_dir or load.out / new_run_id(target.name, load.label)
     opts.probes_run_dir = str(run_dir)  # workers receive it with the spawn message
-    from probes.runner import simulator_info
+    from probes.probe.runner import simulator_info
 
     print_fp = _fingerprint(environment.host)
     scenario, time_scale = simulator_info(print_fp.get("health"))

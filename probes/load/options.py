@@ -13,7 +13,7 @@ from pathlib import Path
 from typing import Any
 
 from probes import defaults
-from probes.cadence import Cadence
+from probes.probe.cadence import Cadence
 from probes.errors import UsageError
 from probes.load.workload import MODELS, Stage, default_stages, parse_duration, parse_stages
 

@@ -16,7 +16,7 @@ from collections import Counter
 from pathlib import Path
 from typing import Any, Iterator
 
-from probes.store import SCHEMA, record_line, signature, utc_iso, write_run_json
+from probes.probe.store import SCHEMA, record_line, signature, utc_iso, write_run_json
 
 RECORDS = "probes.jsonl"
 WORKERS_DIR = "workers"

@@ -1,7 +1,7 @@
-"""The Locust user: the probe flow of probes.driver, with Locust's client and gevent's sleep.
+"""The Locust user: the probe flow of probes.probe.driver, with Locust's client and gevent's sleep.
 
 The only I/O loop of load mode. It sends, waits and hands what came back to
-probes.flow.FlowLog; the poll schedule is probes.cadence's; the record is
+probes.probe.flow.FlowLog; the poll schedule is probes.probe.cadence's; the record is
 FlowLog.record(). Requests show in Locust's stats as "upload" and
 "progress poll" (never one name per task id); each finished flow's phases
 are fired as PHASE rows and its record is appended to the run directory.
@@ -19,10 +19,10 @@ from gevent import GreenletExit
 from locust import task
 from locust.contrib.fasthttp import FastHttpSession, FastHttpUser
 
-from probes import wire
-from probes.cadence import PollResult
-from probes.driver import ProbePlan, utc_now
-from probes.flow import FlowLog
+from probes.probe import wire
+from probes.probe.cadence import PollResult
+from probes.probe.driver import ProbePlan, utc_now
+from probes.probe.flow import FlowLog
 from probes.load.phases import REQUEST_TYPE, failure_row, phase_rows
 from probes.load.rundir import RecordFile
 from probes.load.workload import ArrivalSlots, StartSpacing

@@ -10,17 +10,13 @@ from __future__ import annotations
 
 import pandas as pd
 
+from probes.analysis.metrics import milestone_columns
+
 KEYS = ["target", "label"]
 OUTCOMES = ["completed", "failed", "timeout", "rejected", "upload_error", "poll_error", "auth_error", "aborted"]
 QUANTILES = {"p50": 0.5, "p90": 0.9, "p99": 0.99}
 # where the time goes: band name -> (start column, end column)
 BAND_EDGES = ["upload_s", "t_32", "t_42", "t_58", "t_88", "t_100"]
-
-
-def milestone_columns(probes: pd.DataFrame) -> list[str]:
-    """t_<m> columns in numeric order."""
-    cols = [c for c in probes.columns if c.startswith("t_") and c[2:].replace(".", "", 1).isdigit()]
-    return sorted(cols, key=lambda c: float(c[2:]))
 
 
 def timing_metrics(probes: pd.DataFrame) -> list[str]:

@@ -18,7 +18,7 @@ from typing import Any
 
 import pytest
 
-from probes.fixtures import generate_fixtures
+from probes.fixtures.generate import generate_fixtures
 
 ROOT = Path(__file__).resolve().parents[2]
 

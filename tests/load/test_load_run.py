@@ -18,7 +18,7 @@ from concurrent.futures import ThreadPoolExecutor
 from datetime import datetime
 from pathlib import Path
 
-from probes.cadence import APP_FAST_INTERVAL_S
+from probes.probe.cadence import APP_FAST_INTERVAL_S
 from probes.sim.server import simulator_process
 
 from .conftest import ROOT, LoadRun, run_load, write_targets

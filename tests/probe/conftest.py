@@ -8,7 +8,7 @@ from pathlib import Path
 
 import pytest
 
-from probes.run_command import run_probes
+from probes.probe.run import run_probes
 
 
 def free_port() -> int:

@@ -11,7 +11,7 @@ import httpx
 import pytest
 import trustme
 
-from probes.poll_transport import PollTransport
+from probes.probe.poll_transport import PollTransport
 from probes.sim.server import free_port
 
 Handler = Callable[[asyncio.StreamReader, asyncio.StreamWriter], Awaitable[None]]

@@ -4,9 +4,10 @@ import json
 
 import pytest
 
-from probes.compare import build_comparison, run_compare, signature_diff
+from probes.analysis.compare import signature_diff
+from probes.report.compare import build_comparison, run_compare
 from probes.errors import UsageError
-from probes.stats import Thresholds
+from probes.analysis.stats import Thresholds
 
 TH = Thresholds()
 

@@ -12,10 +12,10 @@ import httpx
 import pytest
 from PIL import Image
 
-from probes.compare import build_comparison, run_compare
+from probes.report.compare import build_comparison, run_compare
 from probes.report import build_report, jsonl
-from probes.run_command import RunResult, run_probes
-from probes.stats import Thresholds
+from probes.probe.run import RunResult, run_probes
+from probes.analysis.stats import Thresholds
 
 SCALE = 0.1
 INTERVAL = 0.03  # real seconds: 0.3 scenario seconds, the app's resolution

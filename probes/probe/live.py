@@ -8,7 +8,7 @@ from __future__ import annotations
 from rich.console import Console
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TaskID, TextColumn, TimeElapsedColumn
 
-from probes.driver import ProbeState
+from probes.probe.driver import ProbeState
 
 MAX_PROBE_BARS = 8
 

@@ -17,7 +17,7 @@ import httpx
 
 from probes.config import resolve_target
 from probes.errors import ProbesError, UsageError
-from probes.run_command import run_probes
+from probes.probe.run import run_probes
 
 
 def answers(base_url: str) -> bool:

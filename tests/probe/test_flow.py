@@ -2,8 +2,8 @@
 
 import json
 
-from probes.cadence import PollResult
-from probes.flow import FlowLog, lateness_summary
+from probes.probe.cadence import PollResult
+from probes.probe.flow import FlowLog, lateness_summary
 
 
 def answer(**fields):
@@ -71,7 +71,7 @@ def test_lateness_summary_counts_polls_over_each_threshold():
 
 
 def test_next_due_counts_errors_in_a_row_and_stops_on_a_final_answer():
-    from probes.cadence import Cadence
+    from probes.probe.cadence import Cadence
 
     app, log = Cadence("app"), FlowLog(started_at="x")
     log.poll_answered(0.0, 0.01, 503, b"", headers({}), 0)

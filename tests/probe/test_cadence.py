@@ -2,7 +2,7 @@
 
 import pytest
 
-from probes.cadence import Cadence, PollResult
+from probes.probe.cadence import Cadence, PollResult
 
 
 def plan(cadence, results, start=0.0):

@@ -1,4 +1,4 @@
-"""Tests for probes.timeline: hand-written timelines plus properties over generated samples."""
+"""Tests for probes.analysis.timeline: hand-written timelines plus properties over generated samples."""
 
 from __future__ import annotations
 
@@ -10,7 +10,7 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from probes.timeline import (
+from probes.analysis.timeline import (
     DEFAULT_MILESTONES,
     Milestone,
     Plateau,

@@ -12,9 +12,9 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from typing import Any, Callable, Iterable
 
-from probes import wire
-from probes.cadence import APP_NOT_FOUND_WINDOW_S, Cadence, PollResult
-from probes.timeline import analyse, progress_band
+from probes.probe import wire
+from probes.probe.cadence import APP_NOT_FOUND_WINDOW_S, Cadence, PollResult
+from probes.analysis.timeline import analyse, progress_band
 
 RECORD_SCHEMA = 1
 LATENESS_THRESHOLDS_MS = (5, 10, 20, 50, 100)

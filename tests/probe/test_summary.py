@@ -2,7 +2,7 @@
 
 from pytest import approx
 
-from probes.summary import summary_rows
+from probes.probe.summary import summary_rows
 
 
 def record(total, dwell, outcome="completed", label="a"):

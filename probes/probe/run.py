@@ -15,16 +15,17 @@ import sys
 from dataclasses import dataclass
 from pathlib import Path
 
-from probes import __version__, defaults, wire
-from probes.cadence import Cadence
+from probes import __version__, defaults
+from probes.probe import wire
+from probes.probe.cadence import Cadence
 from probes.config import Target, resolve_target
-from probes.driver import ProbePlan
+from probes.probe.driver import ProbePlan
 from probes.errors import EXIT_OK, EXIT_UNREACHABLE, UsageError
-from probes.manifest import read_fixture
-from probes.live import LiveBars
-from probes.runner import fingerprint, make_client, run_probes_async, simulator_info
-from probes.store import RunWriter, new_run_id, utc_iso
-from probes.summary import print_summary
+from probes.fixtures.manifest import read_fixture
+from probes.probe.live import LiveBars
+from probes.probe.runner import fingerprint, make_client, run_probes_async, simulator_info
+from probes.probe.store import RunWriter, new_run_id, utc_iso
+from probes.probe.summary import print_summary
 
 UNREACHED = frozenset({"upload_error", "auth_error"})
 

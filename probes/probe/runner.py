@@ -13,11 +13,11 @@ from typing import Any, Callable
 import httpx
 from httpx_aiohttp import AiohttpTransport
 
-from probes import wire
-from probes.cadence import APP_FAST_INTERVAL_S
-from probes.driver import POLL_TIMEOUT_S, Probe, ProbePlan, ProbeState
-from probes.poll_transport import PollTransport
-from probes.store import RunWriter
+from probes.probe import wire
+from probes.probe.cadence import APP_FAST_INTERVAL_S
+from probes.probe.driver import POLL_TIMEOUT_S, Probe, ProbePlan, ProbeState
+from probes.probe.poll_transport import PollTransport
+from probes.probe.store import RunWriter
 
 HEALTH_TIMEOUT_S = 5.0
 STAGGER_S = APP_FAST_INTERVAL_S

@@ -4,7 +4,7 @@ import json
 
 import pytest
 
-from probes import wire
+from probes.probe import wire
 
 
 def test_upload_accepted_gives_task_id():

@@ -17,9 +17,9 @@ from typing import Any, Callable, Mapping
 
 import httpx
 
-from probes import wire
-from probes.cadence import Cadence, PollResult
-from probes.flow import FlowLog
+from probes.probe import wire
+from probes.probe.cadence import Cadence, PollResult
+from probes.probe.flow import FlowLog
 
 UPLOAD_TIMEOUT_S = 60.0
 POLL_TIMEOUT_S = 15.0

@@ -3,7 +3,7 @@ import math
 import numpy as np
 import pytest
 
-from probes import stats
+from probes.analysis import stats
 
 
 def test_bootstrap_ci_covers_a_known_shift():
@@ -57,7 +57,7 @@ def test_failure_rate_rule():
 
 
 def test_adjust_for_many_keeps_a_real_shift_and_drops_a_lone_chance_hit():
-    from probes.stats import adjust_for_many, compare_metric
+    from probes.analysis.stats import adjust_for_many, compare_metric
 
     rng = np.random.default_rng(3)
     base = rng.normal(10, 0.3, 6)

@@ -1,0 +1,143 @@
+"""`probes compare BASELINE CANDIDATE`: load two runs, compare them, print and write the result.
+
+The comparison itself (statistics, verdict, signature check) is
+probes.analysis.compare; this module loads, renders (terminal, Markdown,
+JSON) and writes files.
+"""
+
+from __future__ import annotations
+
+import json
+import math
+from pathlib import Path
+
+import pandas as pd
+from rich.console import Console
+from rich.markup import escape
+from rich.table import Table
+
+from probes.analysis import stats
+from probes.analysis.compare import (
+    Comparison, build_from_tables, comparison_json, signature_lines,
+)
+from probes.errors import UsageError
+from probes.report.load import Run, load_runs
+
+
+def _side(path: Path) -> tuple[Run, pd.DataFrame]:
+    runs, probes, _ = load_runs([path])
+    return runs[0], probes
+
+
+def build_comparison(baseline: Path, candidate: Path, th: stats.Thresholds) -> Comparison:
+    """Load both runs and compare them (no printing)."""
+    ra, base = _side(baseline)
+    rb, cand = _side(candidate)
+    return build_from_tables(ra.meta, base, ra.notes, ra.time_scale, rb.meta, cand, rb.notes, rb.time_scale, th)
+
+
+def _f(x: float, digits: int = 2) -> str:
+    return "–" if x is None or not math.isfinite(x) else f"{x:.{digits}f}"
+
+
+def _rel(x: float) -> str:
+    if x is None or (isinstance(x, float) and math.isnan(x)):
+        return "–"
+    if math.isinf(x):
+        return "+∞" if x > 0 else "-∞"
+    return f"{x:+.0%}"
+
+
+def _p(x: float) -> str:
+    return "–" if not math.isfinite(x) else ("<0.001" if x < 0.001 else f"{x:.3f}")
+
+
+COLOURS = {stats.REGRESSION: "bold red", stats.IMPROVEMENT: "bold green", stats.NO_CHANGE: "dim",
+           stats.TOO_FEW: "yellow", "no verdict": "yellow"}
+HEADER = ["metric", "n base/cand", "p50 base → cand", "p90 base → cand", "Δp50", "95% CI of Δp50", "p (BH)",
+          "verdict"]
+
+
+def metric_rows(c: Comparison) -> list[list[str]]:
+    """One row of text cells per metric, plus the failure rate."""
+    rows = [[m.metric, f"{m.n_baseline}/{m.n_candidate}", f"{_f(m.p50_baseline)} → {_f(m.p50_candidate)}",
+             f"{_f(m.p90_baseline)} → {_f(m.p90_candidate)}", f"{_signed(m.change)} s ({_rel(m.rel_change)})",
+             f"[{_f(m.ci_low)}, {_f(m.ci_high)}]" if math.isfinite(m.ci_low) else "–", _p(m.p_value), m.verdict]
+            for m in c.metrics]
+    f = c.failure
+    rows.append(["failure rate", f"{f.n_baseline}/{f.n_candidate}",
+                 f"{_pct(f.rate_baseline)} → {_pct(f.rate_candidate)}", "", _points(f), "",
+                 _p(f.p_value) + " Fisher", f.verdict])
+    return rows
+
+
+def _signed(x: float) -> str:
+    return "–" if not math.isfinite(x) else f"{x:+.2f}"
+
+
+def _pct(x: float) -> str:
+    return "–" if not math.isfinite(x) else f"{x:.0%}"
+
+
+def _points(f: stats.FailureResult) -> str:
+    if not (math.isfinite(f.rate_baseline) and math.isfinite(f.rate_candidate)):
+        return "–"
+    return f"{(f.rate_candidate - f.rate_baseline) * 100:+.0f} pts"
+
+
+def print_comparison(c: Comparison, console: Console | None = None) -> None:
+    if console is None:
+        console = Console()
+        if not console.is_terminal:  # CI logs and pipes: do not squeeze the table into 80 columns
+            console = Console(width=140)
+    th = c.thresholds
+    table = Table(title=f"baseline {c.baseline}  vs  candidate {c.candidate}", title_justify="left")
+    for i, h in enumerate(HEADER):
+        table.add_column(h, justify="left" if i in (0, len(HEADER) - 1) else "right")
+    for row in metric_rows(c):
+        table.add_row(*row[:-1], f"[{COLOURS.get(row[-1], '')}]{row[-1]}[/]")
+    console.print(table)
+    console.print(f"[dim]seconds; regression = p50 worse by > {th.max_rel:.0%} and > {th.max_abs:g} s with "
+                  f"Mann-Whitney p (Benjamini-Hochberg-adjusted across metrics) < {th.alpha:g}; failure rate: ≥ {th.max_fail_points * 100:.0f} pts with Fisher p < "
+                  f"{th.alpha:g}[/]")
+    for n in c.notes:
+        console.print(f"[yellow]note:[/] {n}", highlight=False)
+    for line in signature_lines(c.signature):
+        style = "bold yellow" if c.signature.fires and not line.startswith(("note:", "no progress")) else "dim"
+        console.print(f"[{style}]{escape(line)}[/]", highlight=False)
+    console.print(f"[{COLOURS.get(c.verdict, '')}]{escape(c.reason)}[/]", highlight=False)
+
+
+def comparison_markdown(c: Comparison) -> str:
+    rows = metric_rows(c)
+    md = [f"# Comparison: {c.baseline} vs {c.candidate}", "",
+          "| " + " | ".join(HEADER) + " |", "|" + "|".join("---" for _ in HEADER) + "|"]
+    md += ["| " + " | ".join(r) + " |" for r in rows]
+    md += [""] + [f"> note: {n}" for n in c.notes]
+    sig = signature_lines(c.signature)
+    if sig:
+        md += ["", "## Progress states", ""] + sig
+    md += ["", f"**{c.reason}**", ""]
+    return "\n".join(md)
+
+
+def run_compare(baseline: Path, candidate: Path, *, max_rel: float = 0.10, max_abs: float = 0.5,
+                alpha: float = 0.05, out: Path | None = None) -> bool:
+    """Compare two run directories, print the result; True when the candidate regressed."""
+    if not 0 < alpha < 1:
+        raise UsageError(f"--alpha must be between 0 and 1, got {alpha:g}")
+    if max_rel < 0 or max_abs < 0:
+        raise UsageError("--max-rel and --max-abs must be >= 0")
+    th = stats.Thresholds(max_rel=max_rel, max_abs=max_abs, alpha=alpha)
+    c = build_comparison(Path(baseline), Path(candidate), th)
+    print_comparison(c)
+    if out is not None:
+        out = Path(out)
+        try:
+            out.mkdir(parents=True, exist_ok=True)
+            (out / "comparison.md").write_text(comparison_markdown(c), encoding="utf-8")
+            (out / "comparison.json").write_text(json.dumps(comparison_json(c), ensure_ascii=False, indent=1),
+                                                 encoding="utf-8")
+        except OSError as exc:
+            raise UsageError(f"cannot write the comparison into {out}: {exc.strerror or exc}") from None
+    return c.regression
