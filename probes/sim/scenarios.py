@@ -23,7 +23,8 @@ from probes.sim.progress import STEPS, TaskPlan
 
 PhaseName = Literal["validation", "transcription", "llm", "saving"]
 Lang = Literal["zh", "en"]
-LabelKey = Literal["received", "validating", "transcribing", "transcribed", "polishing", "saving", "saved", "done"]
+LabelKey = Literal["received", "validating", "transcribing", "transcribing_wait", "transcribed", "polishing", "saving",
+                   "saved", "done"]
 
 # (step_name, message) per state label; the zh rows are what the real backend shows.
 DEFAULT_LABELS: dict[str, dict[str, tuple[str, str]]] = {
@@ -31,6 +32,7 @@ DEFAULT_LABELS: dict[str, dict[str, tuple[str, str]]] = {
         "received": ("排队中", "已收到录音，等待处理..."),
         "validating": ("处理中", "准备正式开始处理..."),
         "transcribing": ("转录中", "正在努力识别你的声音..."),
+        "transcribing_wait": ("转录中", "语音识别中，请稍候..."),
         "transcribed": ("转录中", "声音识别完成..."),
         "polishing": ("AI润色", "正在美化文字..."),
         "saving": ("保存中", "准备保存日记..."),
@@ -41,6 +43,7 @@ DEFAULT_LABELS: dict[str, dict[str, tuple[str, str]]] = {
         "received": ("Queued", "Recording received, waiting to start..."),
         "validating": ("Processing", "Getting ready to start..."),
         "transcribing": ("Transcribing", "Working hard to recognise your voice..."),
+        "transcribing_wait": ("Transcribing", "Still recognising your voice, please wait..."),
         "transcribed": ("Transcribing", "Voice recognised..."),
         "polishing": ("AI polish", "Polishing your words..."),
         "saving": ("Saving", "Getting ready to save your diary..."),
