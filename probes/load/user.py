@@ -18,7 +18,7 @@ from typing import Any, Callable
 import gevent
 from gevent import GreenletExit
 from locust import task
-from locust.contrib.fasthttp import FastHttpSession, FastHttpUser
+from locust.contrib.fasthttp import FAILURE_EXCEPTIONS, FastHttpSession, FastHttpUser
 from locust.exception import StopUser
 
 from probes.probe import wire
@@ -160,9 +160,12 @@ class LocustFlow:
                     return TransportError(start, self.now(), f"{type(error).__name__}: {error}")
                 got = _Headers(response.headers)
                 body = read_all(response.iter_content(CHUNK, decode_content=False), got.get("content-encoding"))
+                raw = getattr(response, "_response", None)  # iter_content ends quietly when the server hangs up
+                if raw is not None and not getattr(raw, "message_complete", True):
+                    return TransportError(start, self.now(), "RemoteProtocolError: server disconnected mid-answer")
         except gevent.Timeout:
             return TransportError(start, self.now(), f"Timeout: no whole answer in {send.timeout_s:g} s")
-        except BodyError as exc:
+        except (BodyError, ValueError, *FAILURE_EXCEPTIONS) as exc:  # gevent.Timeout is caught above
             return TransportError(start, self.now(), f"{type(exc).__name__}: {exc}")
         if send.kind == "upload":
             got = _Headers(dict(got.items()))
