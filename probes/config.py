@@ -17,6 +17,7 @@ from urllib.parse import urlsplit
 
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
 
+from probes.analysis.slo import DEFAULT_SLOS, Slo, parse_slo_table
 from probes.errors import UsageError
 
 
@@ -54,6 +55,9 @@ class Target(BaseModel):
     token_env: str | None = None
     user_name: str | None = Field(default=None, description="sent as X-User-Name (default: Probe)")
     health_auth: bool = Field(default=False, description="send the bearer token with GET /health too")
+    version_header: str | None = Field(default=None, description="response header naming the deployed version")
+    version_field: str | None = Field(default=None, description="/health field naming the deployed version")
+    slo: dict[str, Any] | None = Field(default=None, description="[targets.NAME.slo]: the run's objectives")
     simulator: str | None = Field(default=None, description="scenario make probe-local starts here")
     allow_load: bool = False
     cleanup: bool = False
@@ -76,6 +80,18 @@ class Target(BaseModel):
         if parts.query or parts.fragment or any(ord(c) < 33 or ord(c) == 127 for c in value):
             raise ValueError("must be a plain base URL: no query, fragment, spaces or control characters")
         return value.rstrip("/")
+
+    @field_validator("slo")
+    @classmethod
+    def _slo_table(cls, value: dict[str, Any] | None) -> dict[str, Any] | None:
+        if value is not None:
+            parse_slo_table(value)
+        return value
+
+    @property
+    def slos(self) -> tuple[Slo, ...]:
+        """The target's objectives, or the thankly incident's defaults."""
+        return parse_slo_table(self.slo) if self.slo is not None else DEFAULT_SLOS
 
     @property
     def is_loopback(self) -> bool:
@@ -138,3 +154,21 @@ def resolve_target(
     if token_env:
         target = target.model_copy(update={"token_env": token_env})
     return target
+
+
+def load_slo_file(path: Path) -> tuple[Slo, ...]:
+    """`--slo FILE`: a TOML file whose [slo] table has the targets.NAME.slo format."""
+    try:
+        raw = tomllib.loads(path.read_text(encoding="utf-8"))
+    except FileNotFoundError:
+        raise UsageError(f"{path} not found") from None
+    except (OSError, UnicodeDecodeError) as exc:
+        raise UsageError(f"{path}: cannot read: {exc}") from None
+    except tomllib.TOMLDecodeError as exc:
+        raise UsageError(f"{path}: not valid TOML: {exc}") from None
+    if "slo" not in raw:
+        raise UsageError(f"{path}: no [slo] table (it has the format of [targets.NAME.slo])")
+    try:
+        return parse_slo_table(raw["slo"])
+    except ValueError as exc:
+        raise UsageError(f"{path}: slo.{exc}") from None
