@@ -16,7 +16,7 @@ from pydantic import BaseModel, ValidationError
 from probes.errors import EXIT_UNREACHABLE, EXIT_USAGE, UnreachableError, UsageError
 from probes.probe.auth import (
     MAX_STDERR_CHARS, AuthConfigError, AuthError, CognitoConfig, CognitoToken, CommandToken, EnvToken, NoToken,
-    _unverified_claims, check_token, config_error_line, parse_cognito, parse_token_command, run_token_command,
+    _unverified_claims, check_token, config_error_line, parse_cognito, run_token_command,
     secret_hash, token_source,
 )
 from tests.probe.moto_cognito import Pool, cognito_pool
@@ -91,7 +91,8 @@ def test_config_infers_the_flow_from_the_keys_given():
     ({"refresh_token_env": "1BAD"}, "refresh_token_env: String should match pattern"),
     ({"refresh_token_env": "R", "token": "refresh"}, "token: Input should be 'access' or 'id'"),
     ({"refresh_token_env": "R", "endpoint_url": "ftp://x"}, "endpoint_url: must be an http(s) URL"),
-    ({"refresh_token_env": "R", "endpoint_url": "https://u:hunter2@vpce.example"}, "endpoint_url: endpoint_url must not"),
+    ({"refresh_token_env": "R", "endpoint_url": "https://u:hunter2@vpce.example"},
+     "endpoint_url: endpoint_url must not"),
 ])
 def test_config_errors_are_one_line_naming_the_key(table, line):
     raw = {"region": "us-east-1", "client_id": "abc", **table}
@@ -109,7 +110,8 @@ def test_config_embeds_in_a_target_model_with_the_key_in_the_location():
     with pytest.raises(ValidationError) as info:
         Target(cognito={"region": "us-east-1", "client_id": "abc", "username_env": "U"})
     assert info.value.errors()[0]["loc"] == ("cognito", "password_env")
-    assert config_error_line(info.value) == "cognito.password_env: give username_env and password_env, or refresh_token_env"
+    line = "cognito.password_env: give username_env and password_env, or refresh_token_env"
+    assert config_error_line(info.value) == line
 
 
 def test_config_is_frozen():
@@ -277,7 +279,8 @@ def test_concurrent_401s_refresh_cognito_once(pool):
     stale = source.current()
     calls = []
     source._boto_client().meta.events.register(
-        "before-parameter-build.cognito-identity-provider.InitiateAuth", lambda **kw: calls.append(kw["params"]["AuthFlow"])
+        "before-parameter-build.cognito-identity-provider.InitiateAuth",
+        lambda **kw: calls.append(kw["params"]["AuthFlow"]),
     )
     results = _together(16, lambda: source.refresh(stale))
     assert calls == ["REFRESH_TOKEN_AUTH"]
@@ -385,7 +388,8 @@ def test_token_command_long_stderr_keeps_its_end():
 
 def test_token_command_timeout_kills_the_command_and_its_children(tmp_path):
     child_pid = tmp_path / "child.pid"
-    code = (f"import subprocess, sys, time; p = subprocess.Popen([sys.executable, '-c', 'import time; time.sleep(60)']);"
+    code = ("import subprocess, sys, time;"
+            " p = subprocess.Popen([sys.executable, '-c', 'import time; time.sleep(60)']);"
             f" open({str(child_pid)!r}, 'w').write(str(p.pid)); print('{TOKEN}', flush=True);"
             " print('waiting for browser login', file=sys.stderr, flush=True); time.sleep(60)")
     start = time.monotonic()
@@ -564,3 +568,27 @@ def test_run_with_cognito_keeps_every_secret_off_disk(sim, pool, tmp_path, fixtu
     source = token_source(cognito=pool.cognito_table(), environ=pool.environ())
     issued = source.current()  # a token of the same kind: its header and claims part must not be on disk either
     _assert_nowhere([pool.password, issued.split(".")[0] + "." + issued.split(".")[1][:40]], done, tmp_path)
+
+
+def test_a_refresh_before_any_fetch_fetches(tmp_path):
+    command, log = _counter_command(tmp_path)
+    assert CommandToken(command).refresh(None) == "token-1-abcdefgh" and _runs(log) == 1
+    with pytest.raises(AuthError, match="none are configured"):
+        NoToken().refresh(None)
+
+
+def test_refresh_once_under_gevent_as_in_the_locust_user(tmp_path):
+    command, log = _counter_command(tmp_path)
+    code = (
+        "from gevent import monkey; monkey.patch_all()\n"
+        "import gevent, sys\n"
+        "from probes.probe.auth import CommandToken\n"
+        f"source = CommandToken({command!r})\n"
+        "stale = source.current()\n"
+        "jobs = [gevent.spawn(source.refresh, stale) for _ in range(20)]\n"
+        "gevent.joinall(jobs, timeout=30)\n"
+        "print(sorted({j.value for j in jobs}))\n"
+    )
+    done = subprocess.run([PY, "-c", code], capture_output=True, text=True, timeout=60, cwd=REPO)
+    assert done.returncode == 0, done.stderr
+    assert done.stdout.strip() == "['token-2-abcdefgh']" and _runs(log) == 2
