@@ -6,19 +6,29 @@ through here first. A value is replaced by REDACTED when
 
     1. it contains a secret we know (the bearer token, old tokens, a refresh
        token, a password, a client secret: whatever the caller passes as
-       `secrets`), anywhere inside a longer string;
+       `secrets`, e.g. TokenSource.secrets()), anywhere inside a longer string;
     2. it sits under a key or header whose name says credential
        (`secret_name`: authorization, cookie, token, secret, password, key,
        session, signature, credential, ...);
     3. it looks like a credential (`redact_text`): a JWT, the credential after
        `Bearer`/`Basic`, a URL's user:password, a well-known key format (AWS,
-       GitHub, Slack, Stripe/OpenAI-style `sk-`), or a long high-entropy
-       base64 string (the rule is spelled out at OPAQUE_MIN_LEN).
+       GitHub, Slack, Google, Stripe/OpenAI-style `sk-`, PEM private keys), or
+       a long random-looking base64 string (the rule is spelled out at
+       OPAQUE_MIN_LEN; hex ids, UUIDs, commit SHAs and versions are kept).
+
+    redact_text(s, secrets)         1 and 3 for one string
+    redact_known(s, secrets)        1 only: cheap enough for every poll sample
+    redact_json(obj, secrets)       1, 2 and 3 through a decoded JSON value, iteratively, bounded
+    redact_headers(headers, secrets)  1, 2 and 3 for response headers (names lowercased)
+    strip_userinfo / refuse_userinfo / redact_url   user:password@ and signed query strings
+    loads_bounded(body)             decode JSON or return Undecodable, never RecursionError
 
 Walking JSON is iterative (no recursion) and bounded in depth and size, and
 `loads_bounded` decodes a body without the RecursionError that the standard
 library's `json` raises on `[[[[...` (orjson refuses depth > 1024 cleanly,
 but its `dumps` refuses depth > 254, and run.json is written with `json`).
+Every function accepts any input of its type and never raises. (A secret
+that is itself part of the marker "[redacted]" cannot be hidden by it.)
 """
 
 from __future__ import annotations

@@ -109,10 +109,10 @@ def for_terminal(s: str) -> str:
 
     Control characters become visible escapes and every `[` is escaped the way
     rich reads markup, so `[/bold] unbalanced [red` prints literally instead of
-    raising MarkupError, and `\\[x]` keeps its backslash (rich.markup.escape
+    raising MarkupError, and `\[x]` keeps its backslash (rich.markup.escape
     alone would drop it). Trailing backslashes are doubled so that they cannot
     escape a tag that follows: `f"[b]{for_terminal(s)}[/b]"` prints `s`
-    exactly, while printed alone a final `\\` shows twice. Emoji codes such as
+    exactly, while printed alone a final `\` shows twice. Emoji codes such as
     `:smile:` are a Console setting, not markup: print server strings with
     `emoji=False`, or use `terminal_text`.
     """
