@@ -20,7 +20,7 @@ from __future__ import annotations
 
 import math
 from dataclasses import asdict, dataclass
-from typing import Any, Iterable, Mapping
+from typing import Any, Callable, Iterable, Mapping
 
 from probes.analysis.metrics import (
     RATE_METRIC, STATS, completed_rate, is_metric_name, metric_values, nearest_rank, nearest_rank_note,
@@ -99,18 +99,41 @@ class SloReport:
 
 def evaluate(slos: Iterable[Slo], records: Iterable[Mapping[str, Any]], scale: float = 1.0,
              source: str = "defaults") -> SloReport:
-    """Judge each objective over the records (times divided by a simulator's time scale)."""
+    """Judge each objective over probes.jsonl records (times divided by a simulator's time scale)."""
     judged = [r for r in records if r.get("outcome") not in NOT_JUDGED]
+    return judge(slos, lambda metric: metric_values(judged, metric, scale), completed_rate(judged), source)
+
+
+def evaluate_table(slos: Iterable[Slo], probes: Any, source: str = "defaults") -> SloReport:
+    """Judge each objective over a report's probes table (pandas; its columns are the metric names,
+    its times already in scenario seconds)."""
+    judged = probes[~probes["outcome"].isin(NOT_JUDGED)]
+    done = judged["outcome"] == "completed"
+
+    def values(metric: str) -> list[float]:
+        if metric not in judged.columns:
+            return []
+        column = judged.loc[done, metric] if metric == "total_s" else judged[metric]
+        return [float(v) for v in column.dropna() if v >= 0]
+
+    rate = (float(done.mean()), int(len(judged))) if len(judged) else (None, 0)
+    return judge(slos, values, rate, source)
+
+
+def judge(slos: Iterable[Slo], values: Callable[[str], list[float]], rate: tuple[float | None, int],
+          source: str) -> SloReport:
+    """The objectives against a metric's observed values and the completed share."""
     results = []
     for slo in slos:
         if slo.stat == "rate":
-            value, n = completed_rate(judged)
+            value, n = rate
             ok = value is not None and value >= slo.threshold - 1e-12
             note = None if n else "no probes"
         else:
-            values = metric_values(judged, slo.metric, scale)
-            n = len(values)
-            value = nearest_rank(values, slo.stat)
+            observed = values(slo.metric)
+            n = len(observed)
+            values_ = observed
+            value = nearest_rank(values_, slo.stat)
             ok = value is not None and value <= slo.threshold
             note = nearest_rank_note(slo.stat, n) if n else "no probe measured it"
         results.append(SloResult(slo.metric, slo.stat, slo.threshold,

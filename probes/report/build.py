@@ -16,6 +16,8 @@ from probes.report.load import Run, collect_cache_notes, load_runs, write_parque
 from probes.report.plots import write_plots
 from probes.report.render import ReportContent, render_html, render_markdown
 from probes.report.tables import outcome_table, phase_bands, run_table, summary_table, timing_table
+from probes.report.verdict import build_verdict
+from probes.textsafe import csv_safe_frame
 
 
 def default_out(now: datetime | None = None) -> Path:
@@ -54,10 +56,11 @@ def _build(run_dirs: list[Path], out: Path | None, bg: ThreadPoolExecutor) -> Pa
     timings = timing_table(probes)
     outcomes = outcome_table(probes)
     bands = phase_bands(probes)
-    summary.to_csv(out / "summary.csv", index=False)
-    timings.to_csv(out / "timings.csv", index=False)
-    outcomes.to_csv(out / "outcomes.csv", index=False)
-    bands.to_csv(out / "phases.csv")
+    # Text cells may be a backend's (a label, an error): no cell may start a spreadsheet formula.
+    csv_safe_frame(summary).to_csv(out / "summary.csv", index=False)
+    csv_safe_frame(timings).to_csv(out / "timings.csv", index=False)
+    csv_safe_frame(outcomes).to_csv(out / "outcomes.csv", index=False)
+    csv_safe_frame(bands.reset_index()).to_csv(out / "phases.csv", index=False)
     pending = [bg.submit(write_parquet, df, out / f"{name}.parquet")
                for name, df in (("probes", probes), ("samples", samples))]
     figures = write_plots(probes, samples, out, scaled=scaled)
@@ -80,6 +83,7 @@ def _build(run_dirs: list[Path], out: Path | None, bg: ThreadPoolExecutor) -> Pa
                       for r in runs],
         data_files=["summary.csv", "timings.csv", "outcomes.csv", "phases.csv", "probes.parquet",
                     "samples.parquet"],
+        verdict=build_verdict(runs, probes),
     )
     (out / "report.md").write_text(render_markdown(content), encoding="utf-8")
     html_path = out / "report.html"

@@ -31,12 +31,17 @@ from pathlib import Path
 from typing import Any
 
 import numpy as np
+import orjson
 import pandas as pd
 import pyarrow as pa
 import pyarrow.compute as pc
 import pyarrow.parquet as pq
 
 from probes.errors import UsageError
+from probes.probe.fingerprint import TIME_SCALE_RANGE
+from probes.probe.store import MAX_SIGNATURE
+from probes.redact import redact_json
+from probes.textsafe import MAX_LABEL, clip
 from probes.report.jsonl import parse_file_range
 
 CACHE_VERSION = "2"  # 2: transcription_s, dwell only where reached
@@ -62,8 +67,10 @@ class Run:
 
     @property
     def time_scale(self) -> float:
+        """The simulator's time scale, believed only within fingerprint.TIME_SCALE_RANGE."""
         ts = self.meta.get("time_scale")
-        return float(ts) if isinstance(ts, (int, float)) and ts > 0 else 1.0
+        low, high = TIME_SCALE_RANGE
+        return float(ts) if isinstance(ts, (int, float)) and low <= ts <= high else 1.0
 
     @functools.cached_property
     def probes(self) -> pd.DataFrame:
@@ -128,12 +135,49 @@ def read_meta(run_dir: Path) -> tuple[dict[str, Any], list[str]]:
     if not path.is_file():
         return {"run_id": run_dir.name}, [f"{run_dir.name}: no run.json; metadata taken from probes.jsonl"]
     try:
-        meta = json.loads(path.read_text(encoding="utf-8"))
-    except (ValueError, UnicodeDecodeError) as exc:
+        meta = orjson.loads(path.read_bytes())  # its own depth limit: a nested bomb is an error, not a crash
+    except (OSError, ValueError, RecursionError) as exc:
         raise UsageError(f"{path} is not valid JSON ({exc.__class__.__name__})") from None
     if not isinstance(meta, dict):
         raise UsageError(f"{path} is not a JSON object")
-    return meta, []
+    return sanitize_meta(meta, run_dir.name)
+
+
+# run.json keys the reports read, and the types they must have; anything else is left as it is.
+META_TYPES: dict[str, tuple[type, ...]] = {
+    "run_id": (str,), "target": (str,), "label": (str,), "base_url": (str,), "scenario": (str, type(None)),
+    "time_scale": (int, float, type(None)), "started_at": (str,), "ended_at": (str, type(None)),
+    "fixture": (dict,), "cadence": (dict,), "milestones": (list,), "n": (int, type(None)),
+    "concurrency": (int, type(None)), "timeout_s": (int, float), "fingerprint": (dict,), "outcomes": (dict,),
+    "slo": (dict,), "load": (dict,), "diagnosis": (list,),
+}
+
+
+def sanitize_meta(meta: dict[str, Any], name: str) -> tuple[dict[str, Any], list[str]]:
+    """run.json with every field of the wrong type dropped (and noted) and the fingerprint bounded.
+
+    A report reads run directories it did not write: a field of the wrong type must cost a
+    note, not a traceback.
+    """
+    notes = []
+    for key, types in META_TYPES.items():
+        if key in meta and (not isinstance(meta[key], types) or isinstance(meta[key], bool)):
+            notes.append(f"{name}: run.json field {key!r} has the wrong type ({type(meta[key]).__name__}); ignored")
+            del meta[key]
+    for key in ("run_id", "target", "label", "scenario"):
+        if isinstance(meta.get(key), str):
+            meta[key] = clip(meta[key], MAX_LABEL)
+    if isinstance(meta.get("milestones"), list):
+        meta["milestones"] = [m for m in meta["milestones"] if isinstance(m, int) and not isinstance(m, bool)]
+    fp = meta.get("fingerprint")
+    if isinstance(fp, dict):  # what the backend said about itself: bounded depth and size, credentials out
+        for key in ("health", "headers", "upload_headers"):
+            if key in fp:
+                fp[key] = redact_json(fp[key])
+        signature = fp.get("signature")
+        fp["signature"] = [s for s in signature if isinstance(s, list) and len(s) == 3 and all(
+            x is None or isinstance(x, str) for x in s)][:MAX_SIGNATURE] if isinstance(signature, list) else []
+    return meta, notes
 
 
 def cache_key(jsonl: Path) -> bytes:

@@ -12,6 +12,8 @@ from pathlib import Path
 import matplotlib
 
 matplotlib.use("Agg")  # headless: no display, no GUI toolkit
+# Labels are data (a target or label named "a$\\undefined$b" must print, not crash mathtext).
+matplotlib.rcParams["text.parse_math"] = False
 import matplotlib.pyplot as plt  # noqa: E402
 import numpy as np  # noqa: E402
 import pandas as pd  # noqa: E402
@@ -19,6 +21,7 @@ from matplotlib.collections import LineCollection  # noqa: E402
 
 from probes.report.curves import median_curves, probe_keys, time_grid  # noqa: E402
 from probes.report.tables import OUTCOMES, milestone_columns, phase_bands  # noqa: E402
+from probes.textsafe import for_plot_label  # noqa: E402
 
 THIN_PER_GROUP = 200
 MEDIAN_STYLES = ["-", "--", "-.", ":"]
@@ -70,6 +73,8 @@ def plot_progress(probes: pd.DataFrame, samples: pd.DataFrame, colours: dict[str
         ax.plot(grid, med[gi], drawstyle="steps-post", color=colours[g], linewidth=2.6,
                 linestyle=MEDIAN_STYLES[gi % len(MEDIAN_STYLES)],  # overlapping medians stay visible
                 label=f"{g} median (n={n}{', thin: 200 sampled' if n > THIN_PER_GROUP else ''})")
+    for gi, g in enumerate(groups):
+        _label_plateau(ax, probes[probes["group"] == g], grid, med[gi], colours[g])
     ax.axhline(32, color="grey", linestyle=":", linewidth=1)
     ax.annotate("32 %", xy=(grid[-1], 32), xytext=(-4, 3), textcoords="offset points", ha="right",
                 color="grey", fontsize=9)
@@ -81,6 +86,38 @@ def plot_progress(probes: pd.DataFrame, samples: pd.DataFrame, colours: dict[str
     ax.grid(alpha=0.3)
     ax.legend(loc="lower right", fontsize=9)
     return _save(fig, path)
+
+
+PLATEAU_MIN_S = 2.0  # a plateau shorter than this is the timer's ordinary pace, not a story to tell
+
+
+def plateau_of(group: pd.DataFrame) -> tuple[float, float] | None:
+    """(progress, median seconds held) of a group's typical longest stall, when it is worth a label."""
+    if "stall_progress" not in group.columns or "stall_s" not in group.columns:
+        return None
+    at = group["stall_progress"].dropna()
+    if at.empty:
+        return None
+    progress = float(at.mode().iloc[0])
+    held = group.loc[group["stall_progress"] == progress, "stall_s"].dropna()
+    if held.empty or float(held.median()) < PLATEAU_MIN_S:
+        return None
+    return progress, float(held.median())
+
+
+def _label_plateau(ax: plt.Axes, group: pd.DataFrame, grid: np.ndarray, median: np.ndarray, colour: str) -> None:
+    """'held 51.6 s at 32 %' where the group's median curve reaches its typical plateau."""
+    found = plateau_of(group)
+    if found is None:
+        return
+    progress, held = found
+    reached = np.flatnonzero(np.nan_to_num(median, nan=-1) >= progress)
+    if reached.size == 0:
+        return
+    x = float(grid[reached[0]])
+    ax.annotate(f"held {held:.1f} s at {progress:g} %", xy=(x, progress), xytext=(12, 10),
+                textcoords="offset points", color=colour, fontsize=10, fontweight="bold",
+                arrowprops={"arrowstyle": "-", "color": colour, "alpha": 0.6})
 
 
 def _step_lines(t: np.ndarray, prog: np.ndarray, row: np.ndarray) -> list[np.ndarray]:
@@ -215,7 +252,11 @@ def plot_outcomes(probes: pd.DataFrame, colours: dict[str, str], path: Path) -> 
 
 
 def write_plots(probes: pd.DataFrame, samples: pd.DataFrame, out: Path, *, scaled: bool) -> dict[str, Path]:
-    """All five figures into out/; returns {name: path} in report order."""
+    """All five figures into out/; returns {name: path} in report order.
+
+    Group names (target/label) are data: made plain text first, and mathtext is off for every label.
+    """
+    probes = probes.assign(group=probes["group"].astype(str).map(for_plot_label))
     colours = group_colours(list(probes["group"].unique()))
     return {
         "progress": plot_progress(probes, samples, colours, out / "progress.png", scaled=scaled),

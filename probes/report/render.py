@@ -17,6 +17,12 @@ from typing import Any
 
 import pandas as pd
 
+from probes.analysis.compare import Comparison, signature_lines
+from probes.analysis.slo import Slo, SloReport
+from probes.report.compare import HEADER as COMPARE_HEADER, method_line, metric_rows
+from probes.report.verdict import Verdict
+from probes.textsafe import for_markdown_cell, for_markdown_text
+
 FIGURE_TITLES = {
     "progress": "Progress vs time",
     "milestones": "Time to each milestone",
@@ -35,6 +41,9 @@ th{background:#f3f3f3}td.t,th.t{text-align:left}
 img{max-width:100%;border:1px solid #eee;margin:.5em 0}
 pre{background:#f7f7f7;padding:.6em;overflow-x:auto;font-size:.85em}
 .scroll{overflow-x:auto}
+.verdict{border:2px solid #2ca02c;border-radius:6px;padding:.2em 1em .8em;margin:1em 0;background:#f3fbf3}
+.verdict.bad{border-color:#d62728;background:#fdf3f3}
+.pass{color:#1a7f1a;font-weight:bold}.fail{color:#c62828;font-weight:bold}
 """
 
 
@@ -52,6 +61,7 @@ class ReportContent:
     figures: dict[str, Path]
     fingerprints: list[dict[str, Any]]
     data_files: list[str]
+    verdict: Verdict | None = None
 
 
 def fmt(value: Any) -> str:
@@ -85,9 +95,13 @@ def _percent_cols(df: pd.DataFrame) -> pd.DataFrame:
 def markdown_table(df: pd.DataFrame) -> str:
     """A GitHub-flavoured Markdown table (no tabulate dependency)."""
     header, rows = _cells(df)
-    esc = lambda s: s.replace("|", "\\|").replace("\n", " ")  # noqa: E731
-    lines = ["| " + " | ".join(map(esc, header)) + " |", "|" + "|".join("---" for _ in header) + "|"]
-    lines += ["| " + " | ".join(map(esc, r)) + " |" for r in rows]
+    return md_table(header, rows)
+
+
+def md_table(header: list[str], rows: list[list[str]]) -> str:
+    """Every cell escaped: a run id, step name or label is data, never Markdown or HTML."""
+    lines = ["| " + " | ".join(map(for_markdown_cell, header)) + " |", "|" + "|".join("---" for _ in header) + "|"]
+    lines += ["| " + " | ".join(map(for_markdown_cell, r)) + " |" for r in rows]
     return "\n".join(lines)
 
 
@@ -106,7 +120,11 @@ def data_uri(path: Path) -> str:
 
 
 def _json(value: Any) -> str:
-    return html.escape(json.dumps(value, ensure_ascii=False, indent=1))
+    return html.escape(json.dumps(value, ensure_ascii=False, indent=1, default=str))
+
+
+def _compact(value: Any) -> str:
+    return json.dumps(value, ensure_ascii=False, default=str)[:2000]
 
 
 def _fingerprint_html(fp: dict[str, Any]) -> str:
@@ -122,6 +140,65 @@ def _fingerprint_html(fp: dict[str, Any]) -> str:
     return "\n".join(parts)
 
 
+def _slo_rows(report: SloReport) -> list[list[str]]:
+    rows = []
+    for r in report.results:
+        value = "–" if r.value is None else (f"{r.value:.0%}" if r.stat == "rate" else f"{r.value:.2f}")
+        rows.append([Slo(r.metric, r.stat, r.threshold).describe(), value, str(r.n), "pass" if r.ok else "FAIL",
+                     r.note or ""])
+    return rows
+
+
+SLO_HEADER = ["objective", "value", "n", "result", "note"]
+
+
+def _html_rows(header: list[str], rows: list[list[str]], text_cols: int = 1) -> str:
+    def cell(i: int, value: str) -> str:
+        cls = ' class="t"' if i < text_cols else ""
+        if value in ("pass", "FAIL", "regression", "improvement"):
+            cls = ' class="pass"' if value in ("pass", "improvement") else ' class="fail"'
+        return f"<td{cls}>{html.escape(value)}</td>"
+
+    head = "".join(f"<th>{html.escape(h)}</th>" for h in header)
+    body = "".join("<tr>" + "".join(cell(i, v) for i, v in enumerate(r)) + "</tr>" for r in rows)
+    return f'<div class="scroll"><table><thead><tr>{head}</tr></thead><tbody>{body}</tbody></table></div>'
+
+
+def _comparison_html(cmp: Comparison) -> str:
+    lines = "".join(f"<p>{html.escape(line)}</p>" for line in signature_lines(cmp.signature))
+    notes = "".join(f'<div class="note">{html.escape(n)}</div>' for n in cmp.notes)
+    cls = "fail" if cmp.regression else "pass"
+    return (f"<h3>baseline {html.escape(cmp.baseline)} vs candidate {html.escape(cmp.candidate)}</h3>"
+            f"{_html_rows(COMPARE_HEADER, metric_rows(cmp))}<p><small>{html.escape(method_line(cmp.thresholds))}"
+            f"</small></p>{notes}{lines}<p class=\"{cls}\">{html.escape(cmp.reason)}</p>")
+
+
+def verdict_html(v: Verdict) -> str:
+    runs = "".join(f"<h3>SLOs of {html.escape(r.group)} ({html.escape(r.run_id)}): "
+                   f"<span class=\"{'pass' if r.slo.ok else 'fail'}\">{'pass' if r.slo.ok else 'BROKEN'}</span> "
+                   f"<small>({html.escape(r.slo.source)})</small></h3>{_html_rows(SLO_HEADER, _slo_rows(r.slo))}"
+                   for r in v.runs)
+    comparisons = "".join(_comparison_html(cmp) for cmp in v.comparisons)
+    return (f'<div class="verdict{"" if v.ok else " bad"}"><h2>Verdict: {html.escape(v.headline())}</h2>'
+            f"{runs}{comparisons}</div>")
+
+
+def verdict_markdown(v: Verdict) -> str:
+    parts = [f"## Verdict: {for_markdown_text(v.headline())}"]
+    for r in v.runs:
+        parts.append(f"### SLOs of {for_markdown_text(r.group)} ({for_markdown_text(r.run_id)}): "
+                     f"{'pass' if r.slo.ok else 'BROKEN'} ({for_markdown_text(r.slo.source)})")
+        parts.append(md_table(SLO_HEADER, _slo_rows(r.slo)))
+    for cmp in v.comparisons:
+        parts.append(f"### Baseline {for_markdown_text(cmp.baseline)} vs candidate {for_markdown_text(cmp.candidate)}")
+        parts.append(md_table(COMPARE_HEADER, metric_rows(cmp)))
+        parts.append(for_markdown_text(method_line(cmp.thresholds)))
+        parts += [f"> note: {for_markdown_text(n)}" for n in cmp.notes]
+        parts += [for_markdown_text(line) for line in signature_lines(cmp.signature)]
+        parts.append(f"**{for_markdown_text(cmp.reason)}**")
+    return "\n\n".join(parts)
+
+
 def render_html(c: ReportContent) -> str:
     notes = "".join(f'<div class="note">{html.escape(n)}</div>' for n in c.notes)
     figs = "".join(f"<h3>{html.escape(FIGURE_TITLES.get(k, k))}</h3>"
@@ -133,6 +210,7 @@ def render_html(c: ReportContent) -> str:
 <html lang="en"><head><meta charset="utf-8"><title>{html.escape(c.title)}</title>
 <style>{CSS}</style></head><body>
 <h1>{html.escape(c.title)}</h1>
+{verdict_html(c.verdict) if c.verdict is not None else ""}
 <p>Generated {html.escape(c.generated_at)}. Data beside this file: {files}.</p>
 {notes}
 <h2>Runs</h2>{html_table(c.runs, text_cols=len(c.runs.columns))}
@@ -150,17 +228,20 @@ dwell_32 = time seen exactly at 32 %; stall_s = longest time progress stood stil
 
 
 def render_markdown(c: ReportContent) -> str:
-    notes = "\n".join(f"> {n}" for n in c.notes)
+    notes = "\n".join(f"> {for_markdown_text(n)}" for n in c.notes)
     figs = "\n".join(f"![{FIGURE_TITLES.get(k, k)}]({p.name})" for k, p in c.figures.items())
     sigs = []
     for fp in c.fingerprints:
         rows = [s for s in (fp.get("signature") or []) if isinstance(s, list) and len(s) == 3]
         sig_df = pd.DataFrame(rows, columns=["band", "step_name", "message"]) if rows else None
-        sigs.append(f"### {fp.get('run_id')}\n\nhealth: `{json.dumps(fp.get('health'), ensure_ascii=False)}`  \n"
-                    f"headers: `{json.dumps(fp.get('headers'), ensure_ascii=False)}`\n\n"
+        sigs.append(f"### {for_markdown_text(str(fp.get('run_id')))}\n\n"
+                    f"health: {for_markdown_text(_compact(fp.get('health')))}  \n"
+                    f"headers: {for_markdown_text(_compact(fp.get('headers')))}\n\n"
                     + (markdown_table(sig_df) if sig_df is not None else "(no signature recorded)"))
     return "\n\n".join([
-        f"# {c.title}", f"Generated {c.generated_at}. Data: {', '.join(c.data_files)}.", notes,
+        f"# {for_markdown_text(c.title)}",
+        *([verdict_markdown(c.verdict)] if c.verdict is not None else []),
+        f"Generated {c.generated_at}. Data: {', '.join(c.data_files)}.", notes,
         "## Runs", markdown_table(c.runs),
         "## Outcomes", markdown_table(_percent_cols(c.outcomes)),
         "## Timings (seconds)", markdown_table(c.timings),
