@@ -286,11 +286,13 @@ TRANSCRIPTION_PAST = 55  # the first poll past 55 %: the timer stops at 55 until
 
 
 def _transcription(polls: list[_Poll]) -> float | None:
-    start = next((p.t_s for p in polls if p.progress >= TRANSCRIPTION_FROM), None)
+    """None unless a poll saw the phase under way (20-55 %) before one saw it done: a first answer
+    that is already past 55 % (the task was invisible until then) measured nothing."""
+    start = next((p for p in polls if p.progress >= TRANSCRIPTION_FROM), None)
     end = next((p.t_s for p in polls if p.progress > TRANSCRIPTION_PAST), None)
-    if start is None or end is None or end < start:
+    if start is None or end is None or start.progress > TRANSCRIPTION_PAST or end < start.t_s:
         return None
-    return end - start
+    return end - start.t_s
 
 
 def _milestone(polls: list[_Poll], mark: int) -> Milestone | None:

@@ -12,8 +12,6 @@ from pathlib import Path
 import matplotlib
 
 matplotlib.use("Agg")  # headless: no display, no GUI toolkit
-# Labels are data (a target or label named "a$\\undefined$b" must print, not crash mathtext).
-matplotlib.rcParams["text.parse_math"] = False
 import matplotlib.pyplot as plt  # noqa: E402
 import numpy as np  # noqa: E402
 import pandas as pd  # noqa: E402
@@ -254,7 +252,8 @@ def plot_outcomes(probes: pd.DataFrame, colours: dict[str, str], path: Path) -> 
 def write_plots(probes: pd.DataFrame, samples: pd.DataFrame, out: Path, *, scaled: bool) -> dict[str, Path]:
     """All five figures into out/; returns {name: path} in report order.
 
-    Group names (target/label) are data: made plain text first, and mathtext is off for every label.
+    Group names (target/label) are data: made plain text first (textsafe.for_plot_label: `$` cannot
+    start mathtext, control characters are visible), so a label like "a$\\undefined$b" draws as itself.
     """
     probes = probes.assign(group=probes["group"].astype(str).map(for_plot_label))
     colours = group_colours(list(probes["group"].unique()))

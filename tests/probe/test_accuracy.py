@@ -45,7 +45,9 @@ def clock_offset(base_url: str, record: dict) -> float:
     return offset
 
 
-def check_probe(base_url: str, record: dict, interval: float, tolerance: float) -> None:
+def check_probe(base_url: str, record: dict, interval: float, tolerance: float | None) -> None:
+    """tolerance None: the estimate must sit within half its own bracket of the truth (plus slack), which
+    reporting the bracket's bottom (or top) breaks for most milestones."""
     assert record["outcome"] == "completed", record["error"]
     events = ground_truth(base_url, record["task_id"])
     offset = clock_offset(base_url, record)
@@ -54,7 +56,8 @@ def check_probe(base_url: str, record: dict, interval: float, tolerance: float) 
         assert truth is not None
         truth += offset
         assert m["lo_s"] - 1e-3 <= truth <= m["hi_s"] + 1e-3, (key, m, truth)  # the bracket holds the truth
-        assert abs(m["t_s"] - truth) <= tolerance + CI_JITTER_S, (key, m["t_s"], truth)
+        limit = tolerance if tolerance is not None else (m["hi_s"] - m["lo_s"]) / 2 + SLACK_S
+        assert abs(m["t_s"] - truth) <= limit + CI_JITTER_S, (key, m, truth)
     truth_dwell = true_dwell(events, 32)
     assert abs(record["dwell"]["32"] - truth_dwell) <= interval + SLACK_S, (record["dwell"]["32"], truth_dwell)
 
@@ -67,7 +70,7 @@ def test_app_cadence_matches_ground_truth(probe_run, scenario, scale, n):
         assert code == 0 and len(records) == n
         assert meta["scenario"] == scenario and meta["time_scale"] == scale
         for record in records:
-            check_probe(base_url, record, interval=0.5, tolerance=0.5 + SLACK_S)
+            check_probe(base_url, record, interval=0.5, tolerance=None)
 
 
 @pytest.mark.parametrize(("scenario", "scale"), [("fast", 0.25), ("stale-32", 0.1)])

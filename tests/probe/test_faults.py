@@ -29,9 +29,11 @@ def test_rate_limited_honours_retry_after(sim, probe_run):
     url = sim("rate-limited", time_scale=0.1)
     code, _meta, records = probe_run(url, n=3, concurrency=3, cadence="fine", interval=0.05)
     assert code == 0 and all(r["outcome"] == "completed" for r in records)
-    waits = [b[0] - a[0] for r in records for a, b in zip(r["samples"], r["samples"][1:]) if a[1] == 429]
+    # Retry-After (1 s scenario time = 0.1 s at this scale) counts from when the 429 arrived: the next
+    # poll starts no earlier than that, not one 50 ms interval after the 429 was planned.
+    waits = [b[0] - (a[0] + a[6]) for r in records for a, b in zip(r["samples"], r["samples"][1:]) if a[1] == 429]
     assert waits, "the scenario answered no 429"
-    assert min(waits) >= 0.05 - 0.005
+    assert min(waits) >= 0.1 - 0.005, min(waits)
 
 
 def test_cold_start_and_early_404s(sim, probe_run):

@@ -151,14 +151,17 @@ def test_nothing_listening_is_a_connect_error():
 
 
 def test_a_cancelled_poll_does_not_leave_its_connection_for_the_next():
+    connections = 0
+
     async def slow(reader, writer):
-        await read_request(reader)
-        await asyncio.sleep(0.3)
-        writer.write(answer(b"late"))
-        await writer.drain()
-        await read_request(reader)
-        writer.write(answer(b"fresh"))
-        await writer.drain()
+        nonlocal connections
+        connections += 1
+        me = connections
+        for request in (1, 2):
+            await read_request(reader)
+            await asyncio.sleep(0.3)
+            writer.write(answer(f"connection {me} request {request}".encode()))
+            await writer.drain()
 
     async def body(url):
         async with PollTransport() as transport:
@@ -168,7 +171,8 @@ def test_a_cancelled_poll_does_not_leave_its_connection_for_the_next():
             with pytest.raises(asyncio.CancelledError):
                 await task
             response = await get(transport, url)
-        assert response.content == b"late"  # a new connection: not the cancelled request's answer
+        # a reused connection would hand back the cancelled request's late answer ("connection 1 request 1")
+        assert response.content == b"connection 2 request 1"
 
     asyncio.run(serve(slow, body))
 

@@ -148,12 +148,13 @@ def test_throttled_db_reads_are_seeded(sim: Any, client: httpx.Client) -> None:
 # -- slow-visibility --------------------------------------------------------------------------------
 
 def test_slow_visibility_live(sim: Any, client: httpx.Client) -> None:
-    scale = 0.02  # 12 s of 404 -> 0.24 s
+    scale = 0.05  # 12 s of 404 -> 0.6 s
+    slack = 0.25  # real seconds of scheduling noise on a busy 2-core machine
     base = sim("slow-visibility", time_scale=scale)
     sent = time.monotonic()
     r = upload(client, base)
     upload_s = time.monotonic() - sent
-    assert r.status_code == 200 and upload_s < 1.0 * scale + 0.1  # a fast upload: not a cold start
+    assert r.status_code == 200 and upload_s < 1.0 * scale + slack  # a fast upload: not a cold start
     task_id = r.json()["task_id"]
     answers = poll_until_done(client, base, task_id, interval=0.005)
     assert_one_healthy_instance([a for _, a in answers])
@@ -163,7 +164,7 @@ def test_slow_visibility_live(sim: Any, client: httpx.Client) -> None:
     first_ok_at = (answers[first_ok][0] - sent) / scale
     last_404_at = (answers[first_ok - 1][0] - sent) / scale
     assert last_404_at > 10.0  # past the app's 10 s window: the app would have given up
-    assert 12.0 <= first_ok_at < 14.0
+    assert 12.0 <= first_ok_at < 12.0 + slack / scale
     assert answers[-1][1].json()["status"] == "completed"
     detail = client.get(f"{base}/_sim/tasks/{task_id}").json()
     assert detail["visible_after_s"] == pytest.approx(12.0 * scale)
