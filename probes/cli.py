@@ -112,6 +112,9 @@ def run(
     baseline: Annotated[Optional[str], typer.Option(
         help="Compare with this run afterwards: a run directory or latest:LABEL (the newest run of the target "
              "with that label in --out); exit 1 on a regression.")] = None,
+    idle_before: Annotated[float, typer.Option(
+        "--idle-before", help="Wait this many seconds (after /health) before the first probe, which then runs "
+                              "alone: the diagnosis compares it, cold, with the warm ones.")] = 0.0,
 ) -> None:
     """Probe a target: upload, poll like the app, write a run directory and print its path.
 
@@ -125,7 +128,7 @@ def run(
         target=target, url=url, token_env=token_env, n=n, concurrency=concurrency, label=label,
         fixture=fixture, cadence=cadence, interval=interval, milestones=_csv_ints(milestones),
         timeout_s=timeout, out=out, targets_file=targets_file, fixtures_dir=fixtures_dir, quiet=quiet,
-        slo_file=slo, no_slo=no_slo, baseline=baseline,
+        slo_file=slo, no_slo=no_slo, baseline=baseline, idle_before_s=idle_before,
     )
     raise typer.Exit(result.code)
 

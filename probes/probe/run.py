@@ -13,12 +13,15 @@ import gc
 import itertools
 import json
 import signal
+
+import orjson
 import sys
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Callable
 
 from probes import __version__, defaults
+from probes.analysis.diagnosis import Side, diagnose, to_json
 from probes.analysis.slo import Slo, SloReport, evaluate
 from probes.config import Target, load_slo_file, resolve_target
 from probes.errors import EXIT_OK, EXIT_REGRESSION, EXIT_UNREACHABLE, UsageError
@@ -32,7 +35,8 @@ from probes.probe.machine import MachineConfig, redact_record
 from probes.probe.plan import ProbePlan, ProbeState
 from probes.probe.store import RunWriter, new_run_id, utc_iso
 from probes.probe.auth import TokenSource
-from probes.probe.summary import print_slo, print_summary
+from probes.probe.store import MAX_DIAGNOSED, read_records
+from probes.probe.summary import print_diagnosis, print_slo, print_summary
 from probes.redact import redact_headers, redact_json
 
 UNREACHED = frozenset({"upload_error", "auth_error"})
@@ -67,9 +71,11 @@ def run_probes(
     timeout_s: float = defaults.PROBE_TIMEOUT_S, out: Path = defaults.RUNS_DIR,
     targets_file: Path = defaults.TARGETS_FILE, fixtures_dir: Path = defaults.FIXTURES_DIR, quiet: bool = False,
     fast_polls: bool | None = None, slo_file: Path | None = None, no_slo: bool = False,
-    baseline: str | None = None,
+    baseline: str | None = None, idle_before_s: float = 0.0,
 ) -> RunResult:
     _validate(n, concurrency, timeout_s, milestones)
+    if not 0 <= idle_before_s <= 3600:
+        raise UsageError("--idle-before must be in [0, 3600] seconds")
     try:
         poll_cadence = Cadence(cadence, interval)
     except ValueError as exc:
@@ -89,7 +95,8 @@ def run_probes(
     # passes, which otherwise stall the event loop for tens of ms with hundreds of probes.
     gc.freeze()
     with asyncio.Runner(loop_factory=_loop_factory()) as runner:
-        result = runner.run(_run(chosen, plan, headers, tokens, n, concurrency, out, quiet, fast_polls, objectives))
+        result = runner.run(_run(chosen, plan, headers, tokens, n, concurrency, out, quiet, fast_polls, objectives,
+                                 idle_before_s, baseline_dir))
     if baseline is not None and result.code not in (EXIT_INTERRUPTED, EXIT_UNREACHABLE):
         result = _against_baseline(result, baseline, baseline_dir)
     return result
@@ -166,12 +173,13 @@ def run_meta(target: Target, plan: ProbePlan, n: int, concurrency: int) -> dict[
 
 async def _run(target: Target, plan: ProbePlan, headers: dict[str, str], tokens: TokenSource, n: int,
                concurrency: int, out: Path, quiet: bool, fast_polls: bool | None,
-               objectives: tuple[tuple[Slo, ...], str] | None) -> RunResult:
+               objectives: tuple[tuple[Slo, ...], str] | None, idle_before_s: float = 0.0,
+               baseline_dir: Path | None = None) -> RunResult:
     # SIGTERM (a CI job cancelled, `timeout`) ends the run like Ctrl-C, in every phase.
     main = asyncio.current_task()
     assert main is not None
     asyncio.get_running_loop().add_signal_handler(signal.SIGTERM, main.cancel)
-    writer = RunWriter(out, run_meta(target, plan, n, concurrency))
+    writer = RunWriter(out, {**run_meta(target, plan, n, concurrency), "idle_before_s": idle_before_s or None})
     interrupted = False
     health: dict[str, Any] = {"health_status": None, "health": None, "headers": {}}
     upload_headers: dict[str, str] | None = None
@@ -182,7 +190,7 @@ async def _run(target: Target, plan: ProbePlan, headers: dict[str, str], tokens:
             scenario, time_scale = simulator_info(health["health"], target.is_loopback)
             writer.meta.update(scenario=scenario, time_scale=time_scale)
             with LiveBars(n, concurrency, target.name, enabled=not quiet) as bars:
-                upload_headers = await run_workers(http, plan, n, concurrency, writer, bars.update)
+                upload_headers = await run_workers(http, plan, n, concurrency, writer, bars.update, idle_before_s)
     except asyncio.CancelledError:
         interrupted = True
     finally:
@@ -194,10 +202,16 @@ async def _run(target: Target, plan: ProbePlan, headers: dict[str, str], tokens:
         if objectives is not None:
             report = evaluate(objectives[0], writer.records, time_scale or 1.0, source=objectives[1])
             writer.meta["slo"] = report.to_json()
+        writer.meta["fingerprint"] = fingerprint
+        findings = diagnose(Side({**writer.meta, "time_scale": time_scale}, writer.records),
+                            _baseline_side(baseline_dir), version_header=target.version_header,
+                            version_field=target.version_field)
+        writer.meta["diagnosis"] = to_json(findings)
         writer.finish(fingerprint)
     print_summary(writer.records, time_scale)
     if report is not None:
         print_slo(report)
+    print_diagnosis(findings)
     if interrupted:
         print(f"interrupted: {len(writer.records)} probe(s) on disk", file=sys.stderr)
     sys.stderr.flush()
@@ -218,12 +232,26 @@ def exit_code(records: list[dict], report: SloReport | None, interrupted: bool) 
     return EXIT_OK
 
 
+def _baseline_side(baseline_dir: Path | None) -> Side | None:
+    """The baseline run as the diagnosis reads it (its first MAX_DIAGNOSED probes)."""
+    if baseline_dir is None:
+        return None
+    try:
+        meta = orjson.loads((baseline_dir / "run.json").read_bytes())
+        records = read_records(baseline_dir / "probes.jsonl", MAX_DIAGNOSED)
+    except (OSError, ValueError):
+        return None
+    return Side(meta if isinstance(meta, dict) else {}, records)
+
+
 async def run_workers(http: HttpSide, plan: ProbePlan, n: int, concurrency: int, writer: RunWriter,
-                      on_update: Callable[[ProbeState], None] | None = None) -> dict[str, str] | None:
+                      on_update: Callable[[ProbeState], None] | None = None,
+                      idle_before_s: float = 0.0) -> dict[str, str] | None:
     """Run N probes, C at a time; returns the first accepted upload's headers for the fingerprint.
 
-    Every finished probe goes to the writer at once; on cancellation the probes in flight are
-    written as `aborted` with the samples they have.
+    With idle_before_s the run first waits that long, then runs the first probe alone (the one a
+    cold backend meets), then the rest as usual. Every finished probe goes to the writer at once;
+    on cancellation the probes in flight are written as `aborted` with the samples they have.
     """
     ids = itertools.count(1)
     width = max(4, len(str(n)))
@@ -233,19 +261,27 @@ async def run_workers(http: HttpSide, plan: ProbePlan, n: int, concurrency: int,
     async def worker(delay: float) -> None:
         await asyncio.sleep(delay)
         while (index := next(ids)) <= n:
-            probe = Probe(http, plan, f"{index:0{width}d}", on_update)
-            try:
-                record = await probe.run()
-            except asyncio.CancelledError:
-                writer.append(redact_record(probe.record(), secrets()))
-                raise
-            except Exception as exc:  # noqa: BLE001 - a harness bug must not lose the probe or the run
-                probe.machine.abort(probe.now(), "aborted", f"harness error: {type(exc).__name__}: {exc}")
-                record = probe.record()
-            if not first_headers and probe.machine.first_headers is not None:
-                first_headers.append(probe.machine.first_headers)
-            writer.append(redact_record(record, secrets()))
+            await run_one(index)
 
+    async def run_one(index: int) -> None:
+        if index > n:
+            return
+        probe = Probe(http, plan, f"{index:0{width}d}", on_update)
+        try:
+            record = await probe.run()
+        except asyncio.CancelledError:
+            writer.append(redact_record(probe.record(), secrets()))
+            raise
+        except Exception as exc:  # noqa: BLE001 - a harness bug must not lose the probe or the run
+            probe.machine.abort(probe.now(), "aborted", f"harness error: {type(exc).__name__}: {exc}")
+            record = probe.record()
+        if not first_headers and probe.machine.first_headers is not None:
+            first_headers.append(probe.machine.first_headers)
+        writer.append(redact_record(record, secrets()))
+
+    if idle_before_s > 0:
+        await asyncio.sleep(idle_before_s)
+        await run_one(next(ids))
     workers = min(concurrency, n)
     # Spread the first uploads over one poll interval (longer for hundreds of probes), as users
     # would arrive: started together, C probes would poll in lock-step bursts and measure their

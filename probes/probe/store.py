@@ -33,6 +33,7 @@ def new_run_id(target: str, label: str, moment: datetime | None = None) -> str:
     return f"{moment:%Y%m%dT%H%M%SZ}-{slug}-{secrets.token_hex(2)}"
 
 
+MAX_DIAGNOSED = 2000  # records a diagnosis reads per run: its rules count and compare, they need no more
 MAX_SIGNATURE = 200  # distinct states kept per run; the real backend shows ~10, a hostile one any number
 
 
@@ -89,3 +90,19 @@ class RunWriter:
 
     def _write_meta(self) -> None:
         write_run_json(self.dir, self.meta)
+
+
+def read_records(path: Path, limit: int | None = None) -> list[dict[str, Any]]:
+    """The well-formed records of a probes.jsonl (the first `limit`); a line cut by a kill is skipped."""
+    out: list[dict[str, Any]] = []
+    with open(path, "rb") as fh:
+        for line in fh:
+            if limit is not None and len(out) >= limit:
+                break
+            try:
+                record = orjson.loads(line)
+            except orjson.JSONDecodeError:
+                continue
+            if isinstance(record, dict):
+                out.append(record)
+    return out

@@ -15,6 +15,7 @@ from rich.console import Console
 from rich.table import Table
 
 from probes.analysis.metrics import record_metrics
+from probes.analysis.diagnosis import Finding
 from probes.analysis.slo import Slo, SloReport
 from probes.textsafe import terminal_text
 
@@ -98,3 +99,32 @@ def print_slo(report: SloReport) -> None:
                       terminal_text("pass" if r.ok else "FAIL", "green" if r.ok else "bold red"),
                       terminal_text(r.note or ""))
     console.print(table)
+
+
+VERDICT_STYLES = {"for": "bold red", "against": "green", "none": "dim"}
+VERDICT_WORDS = {"for": "evidence for", "against": "evidence against", "none": "no evidence"}
+
+
+def print_diagnosis(findings: list[Finding]) -> None:
+    """The diagnosis, last: per suspected cause its verdict, the numbers behind it and what to check next."""
+    console = Console(stderr=True, emoji=False, highlight=False)
+    if not console.is_terminal:
+        console = Console(stderr=True, emoji=False, highlight=False, width=140)
+    console.print(terminal_text("Diagnosis: the incident's suspects", "bold"))
+    for f in sorted(findings, key=lambda f: ("for", "none", "against").index(f.verdict)):
+        line = terminal_text(f"  {f.cause:<19}")
+        line.append_text(terminal_text(f"{VERDICT_WORDS[f.verdict]:<17}", VERDICT_STYLES[f.verdict]))
+        line.append_text(terminal_text(f.next))
+        console.print(line)
+        if f.evidence and f.verdict != "against":
+            console.print(terminal_text(f"  {'':<19}{'':<17}{evidence_line(f.evidence)}", "dim"))
+
+
+def evidence_line(evidence: dict[str, Any]) -> str:
+    """The numbers behind a finding in one line (empty and zero values left out)."""
+    parts = []
+    for key, value in evidence.items():
+        if value in (None, [], {}, 0, False, ""):
+            continue
+        parts.append(f"{key}={value}")
+    return ", ".join(parts)

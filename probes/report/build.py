@@ -6,6 +6,7 @@ pure table function or a writer of one kind of file.
 
 from __future__ import annotations
 
+import json
 import sys
 from concurrent.futures import ThreadPoolExecutor
 from datetime import datetime, timezone
@@ -16,7 +17,8 @@ from probes.report.load import Run, collect_cache_notes, load_runs, write_parque
 from probes.report.plots import write_plots
 from probes.report.render import ReportContent, render_html, render_markdown
 from probes.report.tables import outcome_table, phase_bands, run_table, summary_table, timing_table
-from probes.report.verdict import build_verdict
+from probes.analysis.diagnosis import to_json
+from probes.report.verdict import build_diagnoses, build_verdict
 from probes.textsafe import csv_safe_frame
 
 
@@ -73,6 +75,10 @@ def _build(run_dirs: list[Path], out: Path | None, bg: ThreadPoolExecutor) -> Pa
     if (s := scale_note(runs)) is not None:
         notes.insert(0, s)
     counts = probes["run_id"].astype(str).value_counts().to_dict()
+    diagnoses = build_diagnoses(runs, probes)
+    # diagnosis.json (DESIGN "Diagnosis"): the findings of the run the report is about, the last one given
+    (out / "diagnosis.json").write_text(json.dumps(to_json(diagnoses[0].findings), ensure_ascii=False, indent=1),
+                                        encoding="utf-8")
     content = ReportContent(
         title="probes report: " + ", ".join(sorted(probes["group"].unique())),
         generated_at=datetime.now(timezone.utc).strftime("%Y-%m-%d %H:%M:%S UTC"),
@@ -84,6 +90,7 @@ def _build(run_dirs: list[Path], out: Path | None, bg: ThreadPoolExecutor) -> Pa
         data_files=["summary.csv", "timings.csv", "outcomes.csv", "phases.csv", "probes.parquet",
                     "samples.parquet"],
         verdict=build_verdict(runs, probes),
+        diagnoses=diagnoses,
     )
     (out / "report.md").write_text(render_markdown(content), encoding="utf-8")
     html_path = out / "report.html"

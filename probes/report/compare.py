@@ -19,8 +19,10 @@ from probes.analysis import stats
 from probes.analysis.compare import (
     Comparison, build_from_tables, comparison_json, signature_lines,
 )
+from probes.analysis.diagnosis import Finding, Side, changed, diagnose, to_json
 from probes.errors import UsageError
-from probes.report.load import Run, load_runs
+from probes.probe.store import MAX_DIAGNOSED, read_records
+from probes.report.load import Run, load_runs, read_meta
 from probes.textsafe import for_markdown_cell, for_markdown_text, terminal_text
 
 
@@ -108,6 +110,29 @@ def print_comparison(c: Comparison, console: Console | None = None, stderr: bool
     console.print(terminal_text(c.reason, COLOURS.get(c.verdict, "")))
 
 
+def diagnose_pair(baseline: Path, candidate: Path) -> tuple[list[Finding], list[Finding]]:
+    """The baseline diagnosed alone, the candidate against it (each on its first MAX_DIAGNOSED probes)."""
+    sides = []
+    for run_dir in (baseline, candidate):
+        meta, _notes = read_meta(run_dir)
+        sides.append(Side(meta, read_records(run_dir / "probes.jsonl", MAX_DIAGNOSED)))
+    return diagnose(sides[0]), diagnose(sides[1], sides[0])
+
+
+def print_diagnosis_change(before: list[Finding], after: list[Finding], stderr: bool = False) -> None:
+    """Each side's suspects with evidence for them, and which verdicts changed from baseline to candidate."""
+    console = Console(stderr=stderr, emoji=False, highlight=False)
+    for name, findings in (("baseline", before), ("candidate", after)):
+        named = [f.cause for f in findings if f.verdict == "for"]
+        console.print(terminal_text(f"diagnosis of the {name}: " +
+                                    (f"evidence for {', '.join(named)}" if named else "no suspect has evidence")))
+    moved = changed(to_json(before), to_json(after))
+    for cause, old, new in moved:
+        console.print(terminal_text(f"  changed: {cause} {old} -> {new}", "bold yellow" if new == "for" else ""))
+    if not moved:
+        console.print(terminal_text("  no diagnosis verdict changed", "dim"))
+
+
 def method_line(th: stats.Thresholds) -> str:
     """How the verdict was reached, in one line under the table."""
     return (f"seconds; regression = p50 worse by > {th.max_rel:.0%} and > {th.max_abs:g} s with Mann-Whitney p "
@@ -143,13 +168,18 @@ def run_compare(baseline: Path, candidate: Path, *, max_rel: float = 0.10, max_a
     th = stats.Thresholds(max_rel=max_rel, max_abs=max_abs, alpha=alpha)
     c = build_comparison(Path(baseline), Path(candidate), th)
     print_comparison(c, stderr=console_stderr)
+    before, after = diagnose_pair(Path(baseline), Path(candidate))
+    print_diagnosis_change(before, after, stderr=console_stderr)
     if out is not None:
         out = Path(out)
         try:
             out.mkdir(parents=True, exist_ok=True)
             (out / "comparison.md").write_text(comparison_markdown(c), encoding="utf-8")
-            (out / "comparison.json").write_text(json.dumps(comparison_json(c), ensure_ascii=False, indent=1),
-                                                 encoding="utf-8")
+            (out / "comparison.json").write_text(json.dumps(
+                {**comparison_json(c), "diagnosis": {"baseline": to_json(before), "candidate": to_json(after),
+                                                     "changed": [list(x) for x in changed(to_json(before),
+                                                                                          to_json(after))]}},
+                ensure_ascii=False, indent=1), encoding="utf-8")
         except OSError as exc:
             raise UsageError(f"cannot write the comparison into {out}: {exc.strerror or exc}") from None
     return c.regression

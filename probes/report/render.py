@@ -20,7 +20,8 @@ import pandas as pd
 from probes.analysis.compare import Comparison, signature_lines
 from probes.analysis.slo import Slo, SloReport
 from probes.report.compare import HEADER as COMPARE_HEADER, method_line, metric_rows
-from probes.report.verdict import Verdict
+from probes.probe.summary import VERDICT_WORDS, evidence_line
+from probes.report.verdict import RunDiagnosis, Verdict
 from probes.textsafe import for_markdown_cell, for_markdown_text
 
 FIGURE_TITLES = {
@@ -62,6 +63,7 @@ class ReportContent:
     fingerprints: list[dict[str, Any]]
     data_files: list[str]
     verdict: Verdict | None = None
+    diagnoses: list[RunDiagnosis] | None = None
 
 
 def fmt(value: Any) -> str:
@@ -199,6 +201,44 @@ def verdict_markdown(v: Verdict) -> str:
     return "\n\n".join(parts)
 
 
+DIAGNOSIS_HEADER = ["cause", "verdict", "evidence", "next"]
+
+
+def _diagnosis_rows(d: RunDiagnosis) -> list[list[str]]:
+    order = ("for", "none", "against")
+    return [[f.cause, VERDICT_WORDS[f.verdict], evidence_line(f.evidence), f.next]
+            for f in sorted(d.findings, key=lambda f: order.index(f.verdict))]
+
+
+def _diagnosis_title(d: RunDiagnosis) -> str:
+    against = f" (against baseline {d.baseline})" if d.baseline else ""
+    named = [f.cause for f in d.findings if f.verdict == "for"]
+    return (f"{d.group} {d.run_id}{against}: " +
+            (f"evidence for {', '.join(named)}" if named else "no suspect has evidence for it"))
+
+
+def diagnosis_html(diagnoses: list[RunDiagnosis]) -> str:
+    parts = ["<h2>Diagnosis</h2><p>The incident's suspects, one row each: evidence for, evidence against, or "
+             "none, the numbers behind it and what to check next (rules in the README).</p>"]
+    for d in diagnoses:
+        rows = _diagnosis_rows(d)
+        head = "".join(f"<th class=\"t\">{html.escape(h)}</th>" for h in DIAGNOSIS_HEADER)
+        body = "".join("<tr>" + "".join(
+            f"<td class=\"t{' fail' if i == 1 and r[1] == 'evidence for' else ''}\" style=\"white-space:normal\">"
+            f"{html.escape(c)}</td>" for i, c in enumerate(r)) + "</tr>" for r in rows)
+        parts.append(f"<h3>{html.escape(_diagnosis_title(d))}</h3><div class=\"scroll\"><table><thead><tr>{head}"
+                     f"</tr></thead><tbody>{body}</tbody></table></div>")
+    return "".join(parts)
+
+
+def diagnosis_markdown(diagnoses: list[RunDiagnosis]) -> str:
+    parts = ["## Diagnosis"]
+    for d in diagnoses:
+        parts.append(f"### {for_markdown_text(_diagnosis_title(d))}")
+        parts.append(md_table(DIAGNOSIS_HEADER, _diagnosis_rows(d)))
+    return "\n\n".join(parts)
+
+
 def render_html(c: ReportContent) -> str:
     notes = "".join(f'<div class="note">{html.escape(n)}</div>' for n in c.notes)
     figs = "".join(f"<h3>{html.escape(FIGURE_TITLES.get(k, k))}</h3>"
@@ -211,6 +251,7 @@ def render_html(c: ReportContent) -> str:
 <style>{CSS}</style></head><body>
 <h1>{html.escape(c.title)}</h1>
 {verdict_html(c.verdict) if c.verdict is not None else ""}
+{diagnosis_html(c.diagnoses) if c.diagnoses else ""}
 <p>Generated {html.escape(c.generated_at)}. Data beside this file: {files}.</p>
 {notes}
 <h2>Runs</h2>{html_table(c.runs, text_cols=len(c.runs.columns))}
@@ -241,6 +282,7 @@ def render_markdown(c: ReportContent) -> str:
     return "\n\n".join([
         f"# {for_markdown_text(c.title)}",
         *([verdict_markdown(c.verdict)] if c.verdict is not None else []),
+        *([diagnosis_markdown(c.diagnoses)] if c.diagnoses else []),
         f"Generated {c.generated_at}. Data: {', '.join(c.data_files)}.", notes,
         "## Runs", markdown_table(c.runs),
         "## Outcomes", markdown_table(_percent_cols(c.outcomes)),

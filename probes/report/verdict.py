@@ -14,6 +14,8 @@ import pandas as pd
 
 from probes.analysis import stats
 from probes.analysis.compare import Comparison, build_from_tables
+from probes.analysis.diagnosis import Finding, Side, diagnose
+from probes.probe.store import MAX_DIAGNOSED, read_records
 from probes.analysis.slo import DEFAULT_SLOS, SloReport, evaluate_table, slo_from_json
 from probes.report.load import Run
 
@@ -72,3 +74,34 @@ def build_verdict(runs: list[Run], probes: pd.DataFrame,
         verdict.comparisons.append(build_from_tables(base.meta, base_probes, base.notes, 1.0,
                                                      run.meta, cand, run.notes, 1.0, thresholds))
     return verdict
+
+
+@dataclass
+class RunDiagnosis:
+    run_id: str
+    group: str
+    baseline: str | None  # the run it was compared with, if any
+    findings: list[Finding]
+
+
+def build_diagnoses(runs: list[Run], probes: pd.DataFrame) -> list[RunDiagnosis]:
+    """Every run diagnosed (on its first MAX_DIAGNOSED probes); runs after the first against the first.
+
+    Candidates come first: the last run given is the one the report is about.
+    """
+    sides = []
+    for run in runs:
+        try:
+            records = read_records(run.path / "probes.jsonl", MAX_DIAGNOSED)
+        except OSError:
+            records = []
+        sides.append(Side(run.meta, records))
+    out = []
+    for i, (run, side) in enumerate(zip(runs, sides)):
+        run_id = str(run.meta.get("run_id") or run.path.name)
+        own = probes[probes["run_id"].astype(str) == run_id]
+        group = str(own["group"].iloc[0]) if len(own) else run_id
+        base = sides[0] if i > 0 else None
+        base_id = str(runs[0].meta.get("run_id") or runs[0].path.name) if i > 0 else None
+        out.append(RunDiagnosis(run_id, group, base_id, diagnose(side, base)))
+    return out[::-1]
