@@ -54,7 +54,7 @@ def build_registry(row: RunSummary, alert: AlertState | None = None) -> Any:
         for stat, quantile in QUANTILES.items():
             value = stats.get(stat)
             if value is not None:
-                gauge.labels(target, quantile).set(float(value))
+                gauge.labels(target, quantile).set(round(float(value), 6))  # microseconds: past the clock's truth
     observed = Gauge("probes_observed_probes", "Probes of the last run that observed each metric",
                      ["target", "metric"], registry=registry)
     for metric in SERIES:
