@@ -100,6 +100,13 @@ def reasons(row: RunSummary) -> list[str]:
     return out
 
 
+def exit_code(run_code: int, row: RunSummary) -> int:
+    """The canary's exit code from `probes run`'s and the recorded run: 3 unreachable, 1 unhealthy, else 0."""
+    if run_code == EXIT_UNREACHABLE:
+        return EXIT_UNREACHABLE
+    return EXIT_OK if row.ok else EXIT_REGRESSION
+
+
 def _num(value: Any) -> str:
     return f"{value:.2f}" if isinstance(value, float) else str(value)
 
@@ -206,7 +213,7 @@ def run_canary(
             state, event, notified = _alert(store, row, webhook, alert_after, resolve_after)
             _export(row, state, pushgateway, textfile)
             pruned = prune(store, target, keep_s, out, row.run_id, clock()) if keep_s else []
-    code = EXIT_UNREACHABLE if result.code == EXIT_UNREACHABLE else (EXIT_OK if row.ok else EXIT_REGRESSION)
+    code = exit_code(result.code, row)
     verdict = {EXIT_OK: "healthy", EXIT_REGRESSION: "SLO broken", EXIT_UNREACHABLE: "unreachable"}[code]
     detail = "; ".join(reasons(row))
     print(f"canary {target}: {verdict}{': ' + detail if detail else ''}; alert "
