@@ -28,16 +28,16 @@ from probes.canary import alerts
 from probes.canary.location import HistoryLocation, parse_history_url, scrub
 from probes.canary.migrations import LATEST, MIGRATIONS
 from probes.canary.rundir import read_probes_jsonl, read_run_json
-from probes.canary.summary import METRICS, RunSummary, summarise_run
+from probes.canary.summary import METRICS, ProbeRow, RunSummary, summarise_run
 from probes.errors import ProbesError, UsageError
 
 CONNECT_TIMEOUT_S = 10  # a database that does not answer within 10 s will not answer a canary either
 # A second writer (`history import` beside a running canary) waits this long for SQLite's write lock.
 SQLITE_BUSY_TIMEOUT_S = 30.0
+# What `probes trend` reads for every run in its window; the covering index of migration 3 holds exactly these.
 TREND_COLUMNS = (
-    "run_id", "target", "label", "started_ts", "n", "completed", "ok", "slo_ok", "exit_code",
-    "fingerprint_hash", "signature_hash",
-    "total_s_p50", "total_s_p90", "dwell_32_p50", "dwell_32_p90", "transcription_s_p50", "transcription_s_p90",
+    "target", "started_ts", "ok", "total_s_p50", "total_s_p90", "dwell_32_p50", "dwell_32_p90",
+    "transcription_s_p50", "transcription_s_p90", "label", "fingerprint_hash", "signature_hash",
 )
 _JSON_COLUMNS = ("outcomes", "slo", "signature")
 _BOOL_COLUMNS = ("ok", "slo_ok")
@@ -101,6 +101,11 @@ def _run_values(s: RunSummary) -> dict[str, Any]:
         "signature_hash": s.signature_hash, "run_dir": s.run_dir, "recorded_at": _utc_now(),
     })
     return {k: _clean(v) for k, v in values.items()}
+
+
+def _probe_values(p: ProbeRow) -> tuple[Any, ...]:
+    return tuple(_clean(v) for v in (p.run_id, p.probe_id, p.target, p.started_at, p.outcome, p.error,
+                                      *(p.metrics.get(m) for m in METRICS), p.poll_count, p.poll_errors))
 
 
 _RUN_COLUMNS = tuple(_run_values(RunSummary(
@@ -227,17 +232,37 @@ class HistoryStore:
     def record_summary(self, summary: RunSummary) -> RunSummary:
         """Insert or replace one run and its probes (idempotent per run_id)."""
         values = _run_values(summary)
-        probe_rows = [
-            tuple(_clean(v) for v in (p.run_id, p.probe_id, p.target, p.started_at, p.outcome, p.error,
-                                       *(p.metrics.get(m) for m in METRICS), p.poll_count, p.poll_errors))
-            for p in summary.probes
-        ]
+        probe_rows = [_probe_values(p) for p in summary.probes]
         with self._transaction():
             self._execute(_UPSERT_RUN, [values[c] for c in _RUN_COLUMNS])
             self._execute("DELETE FROM probes WHERE run_id = ?", (summary.run_id,))
             if probe_rows:
                 self._executemany(_INSERT_PROBE, probe_rows)
         return summary
+
+    @_guarded
+    def record_summaries(self, summaries: Iterable[RunSummary], batch: int = 5000) -> int:
+        """Insert many new runs, `batch` per transaction (a back-fill or a benchmark); not for re-recording."""
+        count, runs, probes = 0, [], []
+
+        def flush() -> None:
+            with self._transaction():
+                self._executemany(_UPSERT_RUN, runs)
+                if probes:
+                    self._executemany(_INSERT_PROBE, probes)
+            runs.clear()
+            probes.clear()
+
+        for summary in summaries:
+            values = _run_values(summary)
+            runs.append(tuple(values[c] for c in _RUN_COLUMNS))
+            probes.extend(_probe_values(p) for p in summary.probes)
+            count += 1
+            if len(runs) >= batch:
+                flush()
+        if runs:
+            flush()
+        return count
 
     def load_run(self, run_dir: Path, exit_code: int | None = None) -> RunSummary:
         """The summary of a run directory, keeping the exit code a canary recorded before (for re-imports)."""
@@ -296,13 +321,19 @@ class HistoryStore:
 
     @_guarded
     def trend_table(self, target: str | None, since_ts: float) -> tuple[list[str], list[tuple[Any, ...]]]:
-        """(columns, rows) of TREND_COLUMNS for runs started at or after since_ts, oldest first."""
-        where, params = "started_ts >= ?", [since_ts]
-        if target is not None:
-            where, params = "target = ? AND started_ts >= ?", [target, since_ts]
-        cur = self._execute(f"SELECT {', '.join(TREND_COLUMNS)} FROM runs WHERE {where} "
-                            f"ORDER BY started_ts, run_id", params)
-        return list(TREND_COLUMNS), cur.fetchall()
+        """(TREND_COLUMNS, rows) of the runs started at or after since_ts: by target, then oldest first.
+
+        One range query per target, each answered from the covering index alone.
+        """
+        if target is None:
+            targets = [r[0] for r in self._execute("SELECT DISTINCT target FROM runs ORDER BY target").fetchall()]
+        else:
+            targets = [target]
+        sql = f"SELECT {', '.join(TREND_COLUMNS)} FROM runs WHERE target = ? AND started_ts >= ? ORDER BY started_ts"
+        rows: list[tuple[Any, ...]] = []
+        for name in targets:
+            rows += self._execute(sql, (name, since_ts)).fetchall()
+        return list(TREND_COLUMNS), rows
 
     @_guarded
     def last_runs(self, target: str | None, limit: int, since_ts: float | None = None) -> list[dict[str, Any]]:

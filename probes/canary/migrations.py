@@ -32,6 +32,11 @@ class Migration:
     statements: tuple[Statement, ...]
 
 
+# `probes trend` reads these columns of a target's runs in its window: an index holding all of them lets
+# the database answer from the index alone (a year of 5-minute runs: 0.19 s instead of 0.37 s in SQLite).
+_TREND_INDEX = ("target, started_ts, ok, total_s_p50, total_s_p90, dwell_32_p50, dwell_32_p90, "
+                "transcription_s_p50, transcription_s_p90, label, fingerprint_hash, signature_hash")
+
 MIGRATIONS: tuple[Migration, ...] = (
     Migration(1, "runs and probes", (
         f"""CREATE TABLE runs (
@@ -94,6 +99,10 @@ MIGRATIONS: tuple[Migration, ...] = (
     notified INTEGER,
     PRIMARY KEY (target, run_id, event)
 )""",
+    )),
+    Migration(3, "covering index for the trend (replaces runs_target_started)", (
+        f"CREATE INDEX runs_trend ON runs ({_TREND_INDEX})",
+        "DROP INDEX runs_target_started",
     )),
 )
 

@@ -188,8 +188,10 @@ def test_queries_for_the_trend(history_url: str, tmp_path: Path) -> None:
                                        started_at=f"2026-11-26T{hour:02d}:00:00Z"))
         since = 1795683600.0 + 1800  # 09:30
         columns, rows = store.trend_table("prod", since)
-        assert [r[columns.index("run_id")] for r in rows] == ["r1", "r3"]
-        assert len(store.trend_table(None, 0)[1]) == 4
+        assert [r[columns.index("started_ts")] for r in rows] == [1795683600.0 + 3600, 1795683600.0 + 3 * 3600]
+        columns, rows = store.trend_table(None, 0)
+        assert [r[columns.index("target")] for r in rows] == ["local", "prod", "prod", "prod"]  # by target, in time
+        assert rows[1][columns.index("fingerprint_hash")] is not None
         assert [r["run_id"] for r in store.last_runs("prod", 2)] == ["r3", "r1"]
         assert [r["run_id"] for r in store.last_runs(None, 10, since)] == ["r3", "r2", "r1"]
         assert store.latest_slo("prod")[0]["threshold"] == 15  # from the newest run that was judged
@@ -225,3 +227,16 @@ def test_alert_state_survives_a_new_process(history_url: str) -> None:
         assert store.alert_events("prod")[0]["notified"] == 1
         assert store.alert_state("prod").passing == 2 and not store.alert_state("prod").firing
         assert store.alert_state("other").failing == 0
+
+
+def test_bulk_record_summaries(history_url: str) -> None:
+    from probes.canary.summary import summarise_run
+
+    def summary(i: int):
+        meta = {"run_id": f"bulk-{i}", "target": "prod", "started_at": f"2026-11-26T09:{i:02d}:00Z"}
+        return summarise_run(meta, [probe_record(f"bulk-{i}", "0001", total=float(i))], exit_code=0)
+
+    with open_history(history_url) as store:
+        assert store.record_summaries((summary(i) for i in range(5)), batch=2) == 5
+        assert store.count_runs("prod") == 5 and store.run("bulk-4")["total_s_p50"] == 4.0
+        assert len(store.probes("bulk-3")) == 1

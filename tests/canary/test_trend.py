@@ -7,7 +7,7 @@ import subprocess
 import sys
 from pathlib import Path
 
-import pandas as pd
+import numpy as np
 
 from probes.canary.history import open_history
 from probes.report.trend import LAST_RUNS, build_trend, deploy_marks
@@ -21,25 +21,20 @@ SLO_OK = {"ok": True, "results": [
 SLO_BROKEN = {"ok": False, "results": [{**SLO_OK["results"][0], "value": 62.0, "ok": False}, SLO_OK["results"][1]]}
 
 
-def frame(rows: list[tuple]) -> pd.DataFrame:
-    return pd.DataFrame(rows, columns=["run_id", "target", "started_ts", "label", "fingerprint_hash",
-                                       "signature_hash"])
-
-
 def test_deploy_marks_per_target() -> None:
-    df = frame([
-        ("a1", "a", 1, "canary", "f1", "s1"), ("b1", "b", 2, "canary", "g1", "t1"),
-        ("a2", "a", 3, "before-deploy", "f1", "s1"), ("b2", "b", 4, "after-deploy", "g1", "t1"),
-        ("a3", "a", 5, "after-deploy", "f2", "s2"), ("a4", "a", 6, "after-deploy", "f2", "s2"),
-        ("a5", "a", 7, "canary", None, None), ("a6", "a", 8, "canary", "f3", "s2"),
-    ])
-    marks = deploy_marks(df)
-    assert marks[["run_id", "reason"]].values.tolist() == [
-        ["a3", "labelled after-deploy; new progress-state signature"],
-        ["a6", "new fingerprint (health)"],  # compared with a4: a run without a fingerprint changes nothing
-        ["b2", "labelled after-deploy"],
+    runs = [
+        ("a", 1, "canary", "f1", "s1"), ("b", 2, "canary", "g1", "t1"),
+        ("a", 3, "before-deploy", "f1", "s1"), ("b", 4, "after-deploy", "g1", "t1"),
+        ("a", 5, "after-deploy", "f2", "s2"), ("a", 6, "after-deploy", "f2", "s2"),
+        ("a", 7, "canary", None, None), ("a", 8, "canary", "f3", "s2"), ("a", 9, None, "f3", "s3"),
     ]
-    assert deploy_marks(frame([("x", "a", 1, "after-deploy", "f", "s")])).empty  # the first run is no deploy
+    assert [(d.target, d.started_ts, d.reason) for d in deploy_marks(runs)] == [
+        ("b", 4.0, "labelled after-deploy"),
+        ("a", 5.0, "labelled after-deploy; new progress-state signature"),
+        ("a", 8.0, "new fingerprint (health)"),  # compared with run 6: a run without a fingerprint changes nothing
+        ("a", 9.0, "new progress-state signature"),
+    ]
+    assert deploy_marks([("a", 1, "after-deploy", "f", "s")]) == []  # the first run is no deploy
 
 
 def fill(store, tmp_path: Path, target: str, count: int, start: float = T0) -> None:
@@ -112,3 +107,24 @@ def test_cli_trend_and_bad_since(tmp_path: Path) -> None:
     bad = subprocess.run([sys.executable, "-m", "probes", "trend", "--history", str(history), "--since", "2 weeks"],
                          capture_output=True, text=True, timeout=60, cwd=ROOT)
     assert bad.returncode == 2 and bad.stderr.count("\n") == 1 and "--since must be" in bad.stderr
+
+
+def test_envelope_keeps_every_column_extreme() -> None:
+    """Drawing the envelope is drawing the line: per bin, the first, last, min and max points survive."""
+    from probes.report.trend_plots import envelope
+
+    rng = np.random.default_rng(3)
+    x = np.sort(rng.uniform(0, 365, 105_120))
+    y = rng.normal(10, 1, x.size)
+    y[rng.random(x.size) < 0.01] = np.nan
+    ex, ey = envelope(x, y, bins=1000)
+    assert ex.size <= 4000 and np.all(np.diff(ex) >= 0)
+    keep = ~np.isnan(y)
+    assert ey.max() == y[keep].max() and ey.min() == y[keep].min()
+    assert (ex[0], ey[0], ex[-1], ey[-1]) == (x[keep][0], y[keep][0], x[keep][-1], y[keep][-1])
+    bins = np.minimum((ex / 365 * 1000).astype(int), 999)
+    for b in (0, 123, 999):  # any bin: its extremes are there
+        inside = keep & (np.minimum((x / 365 * 1000).astype(int), 999) == b)
+        assert ey[bins == b].max() == y[inside].max() and ey[bins == b].min() == y[inside].min()
+    small_x, small_y = envelope(x[:100], y[:100], bins=1000)
+    assert small_x.size == np.count_nonzero(keep[:100])  # few points: drawn as they are
