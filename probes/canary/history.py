@@ -346,8 +346,8 @@ class HistoryStore:
             clauses.append("started_ts >= ?")
             params.append(since_ts)
         where = f"WHERE {' AND '.join(clauses)} " if clauses else ""
-        rows = self._dicts(f"SELECT * FROM runs {where}ORDER BY started_ts DESC, run_id DESC LIMIT ?",
-                           [*params, int(limit)])
+        # by start time alone: an index gives that order, so LIMIT stops early (a run_id tie-break would sort all)
+        rows = self._dicts(f"SELECT * FROM runs {where}ORDER BY started_ts DESC LIMIT ?", [*params, int(limit)])
         return [self._decode(r) for r in rows]
 
     @_guarded
