@@ -139,6 +139,14 @@ def compare(
     raise typer.Exit(EXIT_REGRESSION if regression else 0)
 
 
+@app.command(context_settings={"allow_extra_args": True, "ignore_unknown_options": True, "help_option_names": []})
+def load(ctx: typer.Context) -> None:
+    """Locust load mode: the probe flow under a closed, open or ramped load (`probes load --help`)."""
+    from probes.load.cli import main as load_main
+
+    raise typer.Exit(load_main(list(ctx.args)))
+
+
 def main() -> None:
     try:
         app()

@@ -7,7 +7,9 @@ value is read only when a probe needs it.
 
 from __future__ import annotations
 
+import ipaddress
 import os
+import socket
 import tomllib
 from pathlib import Path
 from typing import Any
@@ -15,9 +17,28 @@ from urllib.parse import urlsplit
 
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
 
+from probes.analysis.slo import DEFAULT_SLOS, Slo, parse_slo_table
 from probes.errors import UsageError
 
-LOOPBACK_HOSTS = frozenset({"127.0.0.1", "::1", "localhost"})
+
+
+def is_loopback_host(host: str) -> bool:
+    """True when every address `host` resolves to is loopback (127.0.0.0/8, ::1).
+
+    Decided on addresses, not on the name: `127.attacker.invalid` is not loopback because of how
+    it starts, and a name that does not resolve is not loopback.
+    """
+    host = host.strip("[]")
+    try:
+        return ipaddress.ip_address(host).is_loopback
+    except ValueError:
+        pass
+    try:
+        infos = socket.getaddrinfo(host, None, proto=socket.IPPROTO_TCP)
+    except (OSError, UnicodeError):
+        return False
+    addresses = {info[4][0] for info in infos}
+    return bool(addresses) and all(ipaddress.ip_address(a.split("%")[0]).is_loopback for a in addresses)
 
 
 class Target(BaseModel):
@@ -32,7 +53,11 @@ class Target(BaseModel):
     name: str
     base_url: str
     token_env: str | None = None
-    user_name: str | None = Field(default=None, description="sent as X-User-Name")
+    user_name: str | None = Field(default=None, description="sent as X-User-Name (default: Probe)")
+    health_auth: bool = Field(default=False, description="send the bearer token with GET /health too")
+    version_header: str | None = Field(default=None, description="response header naming the deployed version")
+    version_field: str | None = Field(default=None, description="/health field naming the deployed version")
+    slo: dict[str, Any] | None = Field(default=None, description="[targets.NAME.slo]: the run's objectives")
     simulator: str | None = Field(default=None, description="scenario make probe-local starts here")
     allow_load: bool = False
     cleanup: bool = False
@@ -43,14 +68,34 @@ class Target(BaseModel):
     @classmethod
     def _http_url(cls, value: str) -> str:
         parts = urlsplit(value)
+        try:
+            parts.port  # noqa: B018 - raises ValueError on a port that is not a number in 0..65535
+        except ValueError:
+            raise ValueError("must be an http(s) URL with a numeric port, like http://127.0.0.1:8765") from None
         if parts.scheme not in ("http", "https") or not parts.hostname:
-            raise ValueError(f"must be an http(s) URL like http://127.0.0.1:8765, got {value!r}")
+            raise ValueError("must be an http(s) URL like http://127.0.0.1:8765")
+        if parts.username is not None or parts.password is not None:
+            raise ValueError("must not carry a user or password (credentials go in token_env, token_command "
+                             "or [cognito], never in a URL)")
+        if parts.query or parts.fragment or any(ord(c) < 33 or ord(c) == 127 for c in value):
+            raise ValueError("must be a plain base URL: no query, fragment, spaces or control characters")
         return value.rstrip("/")
+
+    @field_validator("slo")
+    @classmethod
+    def _slo_table(cls, value: dict[str, Any] | None) -> dict[str, Any] | None:
+        if value is not None:
+            parse_slo_table(value)
+        return value
+
+    @property
+    def slos(self) -> tuple[Slo, ...]:
+        """The target's objectives, or the thankly incident's defaults."""
+        return parse_slo_table(self.slo) if self.slo is not None else DEFAULT_SLOS
 
     @property
     def is_loopback(self) -> bool:
-        host = urlsplit(self.base_url).hostname or ""
-        return host in LOOPBACK_HOSTS or host.startswith("127.")
+        return is_loopback_host(urlsplit(self.base_url).hostname or "")
 
     def token(self) -> str | None:
         """The bearer token from the environment; a missing variable is a usage error."""
@@ -109,3 +154,21 @@ def resolve_target(
     if token_env:
         target = target.model_copy(update={"token_env": token_env})
     return target
+
+
+def load_slo_file(path: Path) -> tuple[Slo, ...]:
+    """`--slo FILE`: a TOML file whose [slo] table has the targets.NAME.slo format."""
+    try:
+        raw = tomllib.loads(path.read_text(encoding="utf-8"))
+    except FileNotFoundError:
+        raise UsageError(f"{path} not found") from None
+    except (OSError, UnicodeDecodeError) as exc:
+        raise UsageError(f"{path}: cannot read: {exc}") from None
+    except tomllib.TOMLDecodeError as exc:
+        raise UsageError(f"{path}: not valid TOML: {exc}") from None
+    if "slo" not in raw:
+        raise UsageError(f"{path}: no [slo] table (it has the format of [targets.NAME.slo])")
+    try:
+        return parse_slo_table(raw["slo"])
+    except ValueError as exc:
+        raise UsageError(f"{path}: slo.{exc}") from None

@@ -10,8 +10,10 @@ LLM works, 88-98 % saving, 100 % completed) polled at the app's cadence
     fast      transcription ~3 s, LLM ~3 s: total ~7-8 s, no plateau
     stale-32  the timer freezes at 32 % for ~52 s before transcription ends
 
-Milestones, dwell and longest stall are derived from the samples written, so a
-reader can check every derived field against the samples of the same line.
+Milestones, dwell, stalls and the transcription phase are derived from the
+samples written by probes.analysis.timeline.analyse, the same code the probe
+engine records them with, so the report and compare tests run on what a real
+run would hold.
 
     python scripts/synth_runs.py --out DIR --probes 20 --profile stale-32 --seed 1
 """
@@ -27,6 +29,8 @@ from datetime import datetime, timedelta, timezone
 from pathlib import Path
 
 import numpy as np
+
+from probes.analysis.timeline import analyse
 
 try:
     import orjson
@@ -124,29 +128,6 @@ def app_poll_times(start: float, limit: float) -> np.ndarray:
     return np.concatenate([first, later])
 
 
-def derive(t: np.ndarray, prog: np.ndarray, milestones: list[int]) -> tuple[dict, dict, dict | None]:
-    """Milestones, dwell and longest stall from samples, as the probe engine records them."""
-    ms: dict[str, dict[str, float]] = {}
-    for m in milestones:
-        hit = np.nonzero(prog >= m)[0]
-        if hit.size:
-            i = int(hit[0])
-            ms[str(m)] = {"t_s": round(float(t[i]), 4), "lo_s": round(float(t[i - 1]) if i else 0.0, 4),
-                          "hi_s": round(float(t[i]), 4)}
-    gaps = np.diff(t, append=t[-1])
-    dwell = {str(m): round(float(gaps[prog == m].sum()), 4) for m in milestones}
-    change = np.nonzero(np.diff(prog))[0] + 1
-    starts = np.concatenate([[0], change])
-    ends = np.concatenate([change, [len(t) - 1]])
-    lengths = t[ends] - t[starts]
-    stall = None
-    if lengths.size and lengths.max() > 0:
-        k = int(np.argmax(lengths))
-        stall = {"progress": int(prog[starts[k]]), "s": round(float(lengths[k]), 4),
-                 "start_s": round(float(t[starts[k]]), 4)}
-    return ms, dwell, stall
-
-
 def band(progress: int) -> str:
     """Signature band of a progress value: "30-39", or "100"."""
     if progress >= 100:
@@ -187,17 +168,18 @@ def make_probe(i: int, rng: np.random.Generator, args: argparse.Namespace, run_i
         keep = np.unique(np.linspace(0, t.size - 1, args.samples).round().astype(int))
         t, prog, phase, status = t[keep], prog[keep], phase[keep], status[keep]
     latency = rng.lognormal(np.log(0.01 if args.profile == "fast" else 0.08), 0.4, t.size)
-    milestones, dwell, stall = derive(t, prog, MILESTONES)
-    samples = []
+    samples, seen = [], {}
     for j in range(t.size):
         step, name, msg = states[PHASES[phase[j]]]
         signature.setdefault((band(int(prog[j])), name, msg), None)
+        seen.setdefault((band(int(prog[j])), name, msg), None)
         samples.append([round(float(t[j]) * scale, 4), 200, int(prog[j]), step, name, str(status[j]),
                         round(float(latency[j]) * scale, 4)])
 
     def sc(x: float | None) -> float | None:
         return None if x is None else round(x * scale, 4)
 
+    timeline = analyse(samples, MILESTONES).to_record()
     return {
         "schema": 1, "run_id": run_id, "probe_id": f"{i:04d}", "target": args.target, "label": args.label,
         "started_at": _iso(started + timedelta(seconds=i * 0.01)),
@@ -205,13 +187,9 @@ def make_probe(i: int, rng: np.random.Generator, args: argparse.Namespace, run_i
         "task_id": f"task-{run_id}-{i}", "diary_id": f"diary-{i}" if outcome == "completed" else None,
         "cleanup": "deleted" if outcome == "completed" else None,
         "upload_status": 200, "upload_s": sc(p.upload_s),
-        "total_s": sc(float(t[-1])) if outcome == "completed" else None,
-        "end_s": sc(float(t[-1])), "poll_count": int(t.size), "poll_errors": 0, "regressions": 0,
-        "milestones": {k: {kk: sc(vv) for kk, vv in v.items()} for k, v in milestones.items()},
-        "dwell": {k: sc(v) for k, v in dwell.items()},
-        "longest_stall": None if stall is None else
-        {"progress": stall["progress"], "s": sc(stall["s"]), "start_s": sc(stall["start_s"])},
+        **timeline,
         "instances": {"sim-0": int(t.size)},
+        "states": [list(s) for s in seen],
         "samples": samples,
     }
 

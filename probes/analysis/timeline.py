@@ -14,6 +14,11 @@ A *valid* poll is a well-formed row with a finite ``t_s >= 0``, HTTP status
 progress, a row that is not a 7-item list/tuple -- is a *poll error*. Bad
 sample content never raises: it is counted.
 
+Stalls and dwell are measured on the *running maximum* of progress: on a
+multi-instance backend a poll served by an instance that holds an older
+value (32, 30, 30, ...) is no progress, and the bar the app draws never goes
+backwards either. A freeze is the running maximum standing still.
+
 Rows are stably sorted by ``t_s`` before analysis. The driver already appends
 them in order, so this is a no-op there, but "first poll that saw >= p" and
 "regression" only mean something in time order, and merged or reloaded rows
@@ -93,10 +98,13 @@ class Plateau:
 class Timeline:
     """Everything the reports need from one probe's samples.
 
-    ``total_s`` is None when no valid poll said ``completed``. ``end_s`` is the
-    last sample's ``t_s`` (0.0 without samples). ``milestones`` holds only the
-    milestones reached; ``dwell`` holds every milestone (0.0 if never seen
-    exactly). ``longest_stall`` is None when no plateau qualifies.
+    ``total_s`` is None when no HTTP-200 answer said ``completed`` (with or
+    without a progress value). ``end_s`` is the last sample's ``t_s`` (0.0
+    without samples). ``milestones`` and ``dwell`` hold only the milestones
+    reached (dwell 0.0 when progress went past without stopping exactly there).
+    ``transcription_s`` is the transcription phase: from the first valid poll
+    at >= 20 % to the first valid poll past 55 % (the Whisper answer), None
+    unless both were seen. ``longest_stall`` is None when no plateau qualifies.
     """
 
     total_s: float | None
@@ -108,6 +116,7 @@ class Timeline:
     poll_count: int
     poll_errors: int
     regressions: int
+    transcription_s: float | None = None
 
     def to_record(self) -> dict[str, Any]:
         """The timeline keys of a probes.jsonl record (docs/run-format.md).
@@ -122,6 +131,7 @@ class Timeline:
             "poll_count": self.poll_count,
             "poll_errors": self.poll_errors,
             "regressions": self.regressions,
+            "transcription_s": None if self.transcription_s is None else _us(self.transcription_s),
             "milestones": {
                 str(p): {"t_s": _us(m.t_s), "lo_s": _us(m.lo_s), "hi_s": _us(m.hi_s)}
                 for p, m in self.milestones.items()
@@ -160,18 +170,21 @@ def analyse(samples: Iterable[Sequence[Any]], milestones: Iterable[int] = DEFAUL
 
     polls = [p for p in (_valid_poll(t, row) for t, row in timed) if p is not None]
     end_s = timed[-1][0] if timed else 0.0
-    plateaus, plateau_statuses = _plateaus(polls)
+    peaks = _running_max(polls)
+    plateaus, plateau_statuses = _plateaus(peaks)
+    milestones = {m: ms for m in marks if (ms := _milestone(polls, m)) is not None}
 
     return Timeline(
-        total_s=next((p.t_s for p in polls if isinstance(p.status, str) and p.status == "completed"), None),
+        total_s=next((t for t, row in timed if _says_completed(row)), None),
         end_s=end_s,
-        milestones={m: ms for m in marks if (ms := _milestone(polls, m)) is not None},
-        dwell={m: _dwell(polls, m) for m in marks},
+        milestones=milestones,
+        dwell={m: _dwell(peaks, m) for m in marks if m in milestones},
         plateaus=plateaus,
         longest_stall=_longest_stall(plateaus, plateau_statuses),
         poll_count=len(rows),
         poll_errors=len(rows) - len(polls),
         regressions=sum(1 for a, b in zip(polls, polls[1:]) if b.progress < a.progress),
+        transcription_s=_transcription(polls),
     )
 
 
@@ -253,6 +266,33 @@ def _valid_poll(t_s: float, row: Sequence[Any]) -> _Poll | None:
     return _Poll(t_s=t_s, progress=progress, status=status, latency_s=latency)
 
 
+def _says_completed(row: Sequence[Any]) -> bool:
+    """An HTTP-200 answer whose status is completed: final, whatever its progress field held."""
+    status = row[1]
+    return isinstance(status, int) and not isinstance(status, bool) and status == 200 and row[5] == "completed"
+
+
+def _running_max(polls: list[_Poll]) -> list[_Poll]:
+    """The polls with progress replaced by the highest progress seen so far."""
+    out, peak = [], None
+    for poll in polls:
+        peak = poll.progress if peak is None or poll.progress > peak else peak
+        out.append(poll if poll.progress == peak else _Poll(poll.t_s, peak, poll.status, poll.latency_s))
+    return out
+
+
+TRANSCRIPTION_FROM = 20  # the first poll at >= 20 %: validation done, transcription under way
+TRANSCRIPTION_PAST = 55  # the first poll past 55 %: the timer stops at 55 until Whisper answers
+
+
+def _transcription(polls: list[_Poll]) -> float | None:
+    start = next((p.t_s for p in polls if p.progress >= TRANSCRIPTION_FROM), None)
+    end = next((p.t_s for p in polls if p.progress > TRANSCRIPTION_PAST), None)
+    if start is None or end is None or end < start:
+        return None
+    return end - start
+
+
 def _milestone(polls: list[_Poll], mark: int) -> Milestone | None:
     """First reaching only: a later stale read that dips below and rises again is no new crossing."""
     for i, poll in enumerate(polls):
@@ -269,9 +309,10 @@ def _milestone(polls: list[_Poll], mark: int) -> Milestone | None:
 
 
 def _dwell(polls: list[_Poll], mark: int) -> float:
-    """From the first poll that saw exactly ``mark`` to the first later poll that saw more.
+    """From the first poll whose running maximum is exactly ``mark`` to the first that is higher.
 
-    If nothing higher followed, the dwell runs to the last valid poll and is a
+    0.0 when progress went past ``mark`` without a poll seeing it exactly. If
+    nothing higher followed, the dwell runs to the last valid poll and is a
     lower bound (the probe ended while still at ``mark``).
     """
     first = next((i for i, p in enumerate(polls) if p.progress == mark), None)
@@ -285,7 +326,7 @@ def _dwell(polls: list[_Poll], mark: int) -> float:
 
 
 def _plateaus(polls: list[_Poll]) -> tuple[tuple[Plateau, ...], tuple[object, ...]]:
-    """Plateaus tiling [first valid t_s, last valid t_s], and each one's first status."""
+    """Plateaus of the running maximum tiling [first valid t_s, last valid t_s], and each one's first status."""
     runs: list[tuple[int, int]] = []  # [start index, end index) into polls
     for i, poll in enumerate(polls):
         if runs and polls[runs[-1][0]].progress == poll.progress:

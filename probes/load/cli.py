@@ -1,4 +1,4 @@
-"""`python -m probes.load`: a headless Locust run, single-process or master + workers on loopback.
+"""`probes load` (alias `python -m probes.load`): a headless Locust run, single-process or master + workers.
 
 What `make load` and `make load-distributed` call. In order: resolve the
 target and refuse a load it does not allow (exit 2, before any request);
@@ -11,6 +11,7 @@ the probes report into <run_dir>/report/. Prints the run directory last.
 from __future__ import annotations
 
 import argparse
+import math
 import contextlib
 import subprocess
 import sys
@@ -23,7 +24,8 @@ from probes.config import Target, resolve_target
 from probes.errors import EXIT_OK, EXIT_UNREACHABLE, ProbesError, UsageError
 from probes.load.guard import check_load
 from probes.load.options import DEFAULT_OUT
-from probes.load.rundir import finish_run
+from probes.load.phases import phase_lines, phase_summary
+from probes.load.rundir import RECORDS, finish_run, iter_records
 from probes.load.workload import MODELS, max_users, parse_duration, parse_stages, default_stages
 from probes.fixtures.manifest import read_fixture
 from probes.probe.store import new_run_id
@@ -31,11 +33,12 @@ from probes.probe.store import new_run_id
 LOCUSTFILE = Path(__file__).resolve().parent / "locustfile.py"
 SHAPEFILE = Path(__file__).resolve().parent / "shape.py"
 WORKER_EXIT_S = 15.0
+STOP_TIMEOUT_S = 30.0  # a healthy flow takes ~10 s, the incident's ~62 s: most in-flight flows finish
 UNREACHED = frozenset({"upload_error", "auth_error"})
 
 
 def parse_args(argv: list[str] | None) -> argparse.Namespace:
-    p = argparse.ArgumentParser(prog="python -m probes.load", description=__doc__.splitlines()[0])
+    p = argparse.ArgumentParser(prog="probes load", description=__doc__.splitlines()[0])
     p.add_argument("--target", default="local", help="target name from targets.toml")
     p.add_argument("--users", type=int, default=10, help="closed: users; open: the pool of flows in flight")
     p.add_argument("--rate", type=float, default=0.0, help="open: new flows/s; closed/ramp: a cap (0 = none)")
@@ -48,7 +51,10 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
     p.add_argument("--cadence", default="app", choices=("app", "fine"))
     p.add_argument("--interval", type=float, default=defaults.FINE_INTERVAL_S)
     p.add_argument("--milestones", default=",".join(map(str, defaults.MILESTONES)))
-    p.add_argument("--timeout", type=float, default=defaults.PROBE_TIMEOUT_S)
+    p.add_argument("--timeout", type=float, default=defaults.PROBE_TIMEOUT_S, help="give up on a flow after s")
+    p.add_argument("--stop-timeout", type=float, default=STOP_TIMEOUT_S,
+                   help="at the end of the run, let flows in flight finish for up to this many seconds; "
+                        "flows still running then are recorded as cut_off (not failures)")
     p.add_argument("--label", default="load")
     p.add_argument("--out", type=Path, default=DEFAULT_OUT, help="parent of the run directory")
     p.add_argument("--targets", type=Path, default=defaults.TARGETS_FILE)
@@ -67,6 +73,7 @@ def planned_users(args: argparse.Namespace, run_s: float) -> int:
 def locust_args(args: argparse.Namespace, target: Target, run_dir: Path) -> list[str]:
     """The Locust options shared by the single process and the master."""
     cmd = ["--headless", "-u", str(args.users), "-r", str(max(1, args.users)), "-t", args.duration,
+           "--stop-timeout", f"{math.ceil(args.stop_timeout)}s",
            "--host", target.base_url, "--csv", str(run_dir / "locust"), "--html", str(run_dir / "locust.html"),
            "--probes-target", target.name, "--probes-targets-file", str(args.targets.resolve()),
            "--probes-fixture", args.fixture, "--probes-fixtures-dir", str(args.fixtures.resolve()),
@@ -158,6 +165,8 @@ def main(argv: list[str] | None = None) -> int:
         run_s = parse_duration(args.duration)
         target = resolve_target(args.targets, args.target, None, None)
         check_load(target, planned_users(args, run_s), args.rate or None)
+        if not 0 <= args.stop_timeout <= 3600:
+            raise UsageError("--stop-timeout must be in [0, 3600] seconds")
         if args.workers < 0 or args.workers > 64:
             raise UsageError("--workers must be in 0..64")
         read_fixture(args.fixtures, args.fixture)
@@ -169,6 +178,9 @@ def main(argv: list[str] | None = None) -> int:
         if not (run_dir / "run.json").exists():  # Locust refused before the run began (its reason is above)
             return code or 2
         meta = finish_run(run_dir)
+        lines = phase_lines(phase_summary(list(iter_records([run_dir / RECORDS]))))
+        if lines:
+            print("\n".join(lines), file=sys.stderr, flush=True)
         if not args.no_report:
             render_report(run_dir)
     except ProbesError as exc:

@@ -8,17 +8,42 @@ on a loopback target are enforced the same way.
 
 from __future__ import annotations
 
+from urllib.parse import urlsplit
+
 from probes.config import Target
 from probes.errors import UsageError
 
 
-def check_load(target: Target, users: int, rate: float | None) -> None:
-    """Raise UsageError (one line) unless `users` concurrent flows at `rate` flows/s are allowed.
+def same_origin(a: str, b: str) -> bool:
+    """Two base URLs name the same scheme, host and port (a trailing slash and the case of the host aside)."""
+    pa, pb = urlsplit(a.strip()), urlsplit(b.strip())
+    try:
+        ports = (pa.port or _DEFAULT_PORTS.get(pa.scheme), pb.port or _DEFAULT_PORTS.get(pb.scheme))
+    except ValueError:
+        return False
+    return (pa.scheme, (pa.hostname or ""), pa.path.rstrip("/")) == (pb.scheme, (pb.hostname or ""),
+                                                                      pb.path.rstrip("/")) and ports[0] == ports[1]
 
-    `rate` is the open model's arrival rate, or the closed model's cap (None = uncapped).
+
+_DEFAULT_PORTS = {"http": 80, "https": 443}
+
+
+def check_host(target: Target, host: str | None) -> None:
+    """The host Locust will hit must be the target's base_url: a guard on one URL must not let load go to another."""
+    if host and not same_origin(host, target.base_url):
+        raise UsageError(f"--host {host!r} is not targets.{target.name}.base_url ({target.base_url}); "
+                         "load goes only to the target the guard checked")
+
+
+def check_load(target: Target, users: int, rate: float | None, host: str | None = None) -> None:
+    """Raise UsageError (one line) unless `users` concurrent flows at `rate` flows/s are allowed on `host`.
+
+    `rate` is the open model's arrival rate, or the closed model's cap (None = uncapped); `host` is
+    the URL Locust will really use (None: the target's own).
 
     >>> check_load(Target(name="l", base_url="http://127.0.0.1:1", allow_load=True), 5, None)
     """
+    check_host(target, host)
     where = f"targets.{target.name}"
     if not target.allow_load:
         raise UsageError(f"target {target.name!r} refuses load: set allow_load = true in [{where}] to allow it")

@@ -1,11 +1,13 @@
 """Locust's events, wired for load mode. `register(events)` is what locustfile.py calls.
 
     init_command_line_parser  the --probes-* options
-    init                      finer percentile buckets (every process); on the master or the
-                              single process: the guard (exit 2, one line, before any request),
-                              the host, the run directory and run.json
-    test_start                on the process that runs users: the shared LoadContext
-    quit                      on the master or the single process: finish run.json
+    init                      finer percentile buckets and the phase table (every process); on the
+                              master or the single process: the guard (exit 2, one line, before any
+                              request), the host, the run directory and run.json
+    test_start                the guard again with the host in use (the web UI can change it); on
+                              the process that runs users: the shared LoadContext
+    quit                      on the master or the single process: phases.csv, the phase table on
+                              the console, finish run.json
 """
 
 from __future__ import annotations
@@ -20,17 +22,21 @@ import locust.stats
 from locust.runners import MasterRunner, WorkerRunner
 
 from probes import __version__
-from probes.probe import wire
 from probes.config import Target, resolve_target
-from probes.probe.driver import ProbePlan
-from probes.errors import ProbesError
+from probes.errors import ProbesError, UsageError
+from probes.fixtures.manifest import read_fixture
 from probes.load import options as load_options
-from probes.load.guard import check_load, rate_cap
+from probes.load.guard import check_host, check_load, rate_cap
+from probes.load.phase_stats import PhaseTable, attach
 from probes.load.phases import bucket_3sf
 from probes.load.rundir import RecordFile, finish_run, records_path, write_meta
 from probes.load.user import LoadContext
 from probes.load.workload import ArrivalSlots, StartSpacing, max_users, process_share
-from probes.fixtures.manifest import read_fixture
+from probes.probe import wire
+from probes.probe.fingerprint import simulator_info
+from probes.probe.machine import MachineConfig
+from probes.probe.plan import ProbePlan
+from probes.probe.run import EnvToken
 from probes.probe.store import new_run_id, utc_iso
 
 FIXTURE_KEYS = ("name", "duration_s", "form_duration", "bytes", "sha256", "content_type")
@@ -49,14 +55,15 @@ def planned_load(opts: Any, load: load_options.LoadOptions) -> tuple[int, float 
     return users, load.rate
 
 
-def _fingerprint(base_url: str) -> dict[str, Any]:
-    """probes.probe.runner.fingerprint on a short-lived client (before any user starts)."""
-    from probes.probe.runner import fingerprint, make_client
+def _fingerprint(target: Target, base_url: str) -> dict[str, Any]:
+    """The /health fingerprint as `probes run` takes it, on a short-lived client (before any user starts)."""
+    from probes.probe.driver import HttpSide, fetch_health
 
     async def fetch() -> dict[str, Any]:
-        client, _transport = make_client(base_url, 1, {})
-        async with client:
-            return await fingerprint(client)
+        tokens = EnvToken(target) if target.token_env else None
+        async with HttpSide(base_url, 1, wire.request_headers(target.user_name or wire.DEFAULT_USER_NAME),
+                            tokens) as http:
+            return await fetch_health(http, with_token=target.health_auth)
 
     try:
         return asyncio.run(fetch())
@@ -70,17 +77,15 @@ def start_run(environment: Any) -> None:
     load = load_options.from_namespace(opts)
     target = resolve_target(load.targets_file, load.target, None, None)
     users, rate = planned_load(opts, load)
-    check_load(target, users, rate)
+    check_load(target, users, rate, environment.host)
     entry, _ = read_fixture(load.fixtures_dir, load.fixture)
     target.token()  # a missing token is a usage error now, not a 401 per flow later
     if not environment.host:
         environment.host = target.base_url
     run_dir = load.run_dir or load.out / new_run_id(target.name, load.label)
     opts.probes_run_dir = str(run_dir)  # workers receive it with the spawn message
-    from probes.probe.runner import simulator_info
-
-    print_fp = _fingerprint(environment.host)
-    scenario, time_scale = simulator_info(print_fp.get("health"))
+    print_fp = _fingerprint(target, target.base_url)
+    scenario, time_scale = simulator_info(print_fp.get("health"), target.is_loopback)
     write_meta(run_dir, {
         "run_id": run_dir.name, "target": target.name, "base_url": environment.host, "label": load.label,
         "scenario": scenario, "time_scale": time_scale, "harness_version": __version__, "started_at": utc_iso(),
@@ -105,13 +110,19 @@ def build_context(environment: Any) -> LoadContext:
     worker = isinstance(runner, WorkerRunner)
     index = runner.worker_index if worker else None
     workers = int(getattr(opts, "expect_workers", 1) or 1) if worker else 1
+    config = MachineConfig(cadence=load.cadence, timeout_s=load.timeout_s, cleanup=target.cleanup,
+                           milestones=load.milestones)
     plan = ProbePlan(run_id=run_dir.name, target=target.name, label=load.label, fixture=entry, audio=audio,
-                     cadence=load.cadence, milestones=load.milestones, timeout_s=load.timeout_s,
-                     cleanup=target.cleanup)
-    context = LoadContext(plan=plan, headers=wire.request_headers(target.token(), target.user_name),
+                     config=config)
+    share = None
+    if target.max_users is not None:  # each process holds its share, so the sum never exceeds the bound
+        share = max(1, target.max_users // workers) if workers > 1 else target.max_users
+    context = LoadContext(plan=plan, headers=wire.request_headers(target.user_name or wire.DEFAULT_USER_NAME),
                           model=load.model, think_time_s=load.think_time_s,
-                          records=RecordFile(records_path(run_dir, index)),
-                          id_prefix="" if index is None else f"w{index}-")
+                          records=RecordFile(records_path(run_dir, index)), base_url=target.base_url,
+                          tokens=EnvToken(target) if target.token_env else None, max_users=share,
+                          id_prefix="" if index is None else f"w{index}-",
+                          on_record=environment.probes_phases.add)
     rate = rate_cap(target, load.rate)
     if rate is not None:
         share, offset = process_share(rate, workers, index or 0)
@@ -135,7 +146,10 @@ def register(events: Any) -> None:
         # Locust documents bucket_response_time as replaceable; set in every process, master included.
         locust.stats.bucket_response_time = bucket_3sf
         seen["environment"] = environment
-        if environment.parsed_options is None or isinstance(environment.runner, WorkerRunner):
+        worker = isinstance(environment.runner, WorkerRunner)
+        environment.probes_phases = PhaseTable()
+        attach(environment, environment.probes_phases, is_master_or_local=not worker, is_worker=worker)
+        if environment.parsed_options is None or worker:
             return
         try:
             start_run(environment)
@@ -144,6 +158,14 @@ def register(events: Any) -> None:
 
     @events.test_start.add_listener
     def _on_test_start(environment: Any, **_kw: Any) -> None:
+        if environment.parsed_options is not None and not isinstance(environment.runner, WorkerRunner):
+            try:  # the web UI may have changed the host since init
+                load = load_options.from_namespace(environment.parsed_options)
+                check_host(resolve_target(load.targets_file, load.target, None, None), environment.host)
+            except UsageError as exc:
+                print(f"probes: error: {exc}", file=sys.stderr, flush=True)
+                environment.runner.quit()
+                return
         if isinstance(environment.runner, MasterRunner):
             return
         previous = getattr(environment, "probes_load", None)
@@ -163,5 +185,6 @@ def register(events: Any) -> None:
         context = getattr(environment, "probes_load", None)
         if context is not None:
             context.records.close()
-        if not isinstance(environment.runner, WorkerRunner) and environment.parsed_options.probes_run_dir:
-            finish_run(Path(environment.parsed_options.probes_run_dir))
+        run_dir = environment.parsed_options.probes_run_dir
+        if not isinstance(environment.runner, WorkerRunner) and run_dir:
+            finish_run(Path(run_dir))

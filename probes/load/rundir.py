@@ -10,15 +10,18 @@ run ends they are merged into probes.jsonl, which is what the report reads.
 
 from __future__ import annotations
 
+import csv
 import json
 import os
 from collections import Counter
 from pathlib import Path
 from typing import Any, Iterator
 
+from probes.load.phases import SUMMARY_COLUMNS, phase_summary
 from probes.probe.store import SCHEMA, record_line, signature, utc_iso, write_run_json
 
 RECORDS = "probes.jsonl"
+PHASES = "phases.csv"
 WORKERS_DIR = "workers"
 
 
@@ -95,10 +98,22 @@ def merge_workers(run_dir: Path) -> int:
     return len(files)
 
 
+def write_phases(run_dir: Path, rows: list[dict[str, Any]]) -> None:
+    with open(run_dir / PHASES, "w", newline="", encoding="utf-8") as f:
+        writer = csv.DictWriter(f, fieldnames=SUMMARY_COLUMNS)
+        writer.writeheader()
+        writer.writerows(rows)
+
+
 def finish_run(run_dir: Path) -> dict[str, Any]:
-    """Merge worker files, then complete run.json: ended_at, n, outcomes, signature. Idempotent."""
+    """Merge worker files, then phases.csv and run.json (ended_at, n, outcomes, signature). Idempotent.
+
+    Called when Locust quits and again by `probes load` once every worker has exited: a worker's
+    last flows may end after the master quit, and only the second call sees them.
+    """
     merge_workers(run_dir)
     records = list(iter_records([run_dir / RECORDS]))
+    write_phases(run_dir, phase_summary(records))
     meta = read_meta(run_dir)
     meta.pop("schema", None)
     meta["ended_at"] = utc_iso()

@@ -1,10 +1,11 @@
-"""The Locust user: the probe flow of probes.probe.driver, with Locust's client and gevent's sleep.
+"""The Locust user: the probe machine's actions executed with Locust's client and gevent's sleep.
 
-The only I/O loop of load mode. It sends, waits and hands what came back to
-probes.probe.flow.FlowLog; the poll schedule is probes.probe.cadence's; the record is
-FlowLog.record(). Requests show in Locust's stats as "upload" and
-"progress poll" (never one name per task id); each finished flow's phases
-are fired as PHASE rows and its record is appended to the run directory.
+The only I/O loop of load mode, and no decision lives here: what to send,
+when, with which timeout, and what an answer means are
+probes.probe.machine's, exactly as for `probes run`. Requests show in
+Locust's stats as "upload", "progress poll" and "cleanup" (never one name per
+task id). A finished flow's phases go to load mode's own phase table
+(probes.load.phase_stats), not into Locust's HTTP statistics.
 """
 
 from __future__ import annotations
@@ -17,40 +18,42 @@ from typing import Any, Callable
 import gevent
 from gevent import GreenletExit
 from locust import task
-from locust.contrib.fasthttp import FastHttpSession, FastHttpUser
+from locust.contrib.fasthttp import FAILURE_EXCEPTIONS, FastHttpSession, FastHttpUser
+from locust.exception import StopUser
 
 from probes.probe import wire
-from probes.probe.cadence import PollResult
-from probes.probe.driver import ProbePlan, utc_now
-from probes.probe.flow import FlowLog
-from probes.load.phases import REQUEST_TYPE, failure_row, phase_rows
+from probes.probe.body import BodyError, read_all
+from probes.probe.driver import TokenSource
+from probes.probe.machine import Answer, Done, ProbeMachine, Refreshed, RefreshToken, Send, TransportError
+from probes.probe.plan import ProbePlan, utc_now
 from probes.load.rundir import RecordFile
 from probes.load.workload import ArrivalSlots, StartSpacing
 
-UPLOAD_NAME = "upload"
-POLL_NAME = "progress poll"
-CLEANUP_NAME = "cleanup"
-ARRIVAL_TYPE = "ARRIVAL"
-
-
-class FlowFailed(Exception):
-    """A flow that ended without completing; its text is the outcome (and error) Locust groups by."""
+REQUEST_NAMES = {"upload": "upload", "poll": "progress poll", "cleanup": "cleanup"}
+CHUNK = 64 * 1024
 
 
 @dataclass
 class LoadContext:
-    """What every user of one process shares: the plan, the schedule, the records file."""
+    """What every user of one process shares: the plan, the schedule, the records file, the guard's bounds."""
 
     plan: ProbePlan
     headers: dict[str, str]
     model: str
     think_time_s: float
     records: RecordFile
+    base_url: str = ""
+    tokens: TokenSource | None = None
+    max_users: int | None = None               # this process's share of targets.NAME.max_users
     id_prefix: str = ""
     slots: ArrivalSlots | None = None          # open model
     spacing: StartSpacing | None = None        # closed/ramp with a rate cap
+    on_record: Callable[[dict[str, Any]], None] | None = None
     clock: Callable[[], float] = time.monotonic
     ids: itertools.count = field(default_factory=lambda: itertools.count(1))
+    active: int = 0
+    _token: str | None = None
+    _token_ready: bool = False
 
     def next_probe_id(self) -> str:
         return f"{self.id_prefix}{next(self.ids):06d}"
@@ -69,14 +72,45 @@ class LoadContext:
                 gevent.sleep(wait)
         return None
 
+    def token(self) -> str | None:
+        if not self._token_ready and self.tokens is not None:
+            self._token = self.tokens.current()
+            self._token_ready = True
+        return self._token
+
+    def refresh(self, stale: str | None) -> None:
+        if self.tokens is None:
+            raise RuntimeError("no token source can refresh this target's token")
+        if self._token == stale:  # gevent: no other greenlet runs between the check and the call's first I/O
+            self._token = self.tokens.refresh(stale)
+
+
+class _Headers:
+    """geventhttpclient headers as the machine reads them: `.get(name)` gives one string."""
+
+    def __init__(self, headers: Any) -> None:
+        self._headers = headers
+
+    def get(self, name: str, default: str | None = None) -> str | None:
+        value = self._headers.get(name) if self._headers is not None else None
+        if isinstance(value, list):
+            value = value[0] if value else None
+        return default if value is None else str(value)
+
+    def items(self) -> list[tuple[str, str]]:
+        if self._headers is None:
+            return []
+        return [(str(k), str(self.get(k))) for k in self._headers.keys()]
+
 
 class LocustFlow:
     """One upload-and-poll flow over a FastHttpSession; `run()` returns its probes.jsonl record."""
 
-    def __init__(self, client: FastHttpSession, plan: ProbePlan, headers: dict[str, str], probe_id: str,
-                 clock: Callable[[], float] = time.monotonic) -> None:
-        self.client, self.plan, self.headers, self.probe_id, self.clock = client, plan, headers, probe_id, clock
-        self.log = FlowLog(started_at=utc_now())
+    def __init__(self, client: FastHttpSession, context: LoadContext, probe_id: str) -> None:
+        self.client, self.context, self.probe_id = client, context, probe_id
+        self.plan = context.plan
+        self.clock = context.clock
+        self.machine = ProbeMachine(self.plan.config, started_at=utc_now())
         self.t0 = 0.0
 
     def now(self) -> float:
@@ -84,86 +118,62 @@ class LocustFlow:
 
     def run(self) -> dict[str, Any]:
         self.t0 = self.clock()
-        self.log.started_at = utc_now()  # the wall-clock twin of t0: the upload request starts now
+        self.machine.started_at = utc_now()  # the wall-clock twin of t0: the upload request starts now
+        action = self.machine.start()
+        token: str | None = None
         try:
-            if self._upload():
-                self._poll_until_done()
-                self._cleanup()
+            while not isinstance(action, Done):
+                if isinstance(action, RefreshToken):
+                    action = self.machine.receive(self._refresh(token))
+                    continue
+                wait = action.not_before_s - self.now()
+                if wait > 0:
+                    gevent.sleep(wait)
+                token = self.context.token()
+                action = self.machine.receive(self._send(action, token))
         except GreenletExit:
-            self.log.outcome, self.log.error = "aborted", "interrupted"
+            self.machine.abort(self.now(), "cut_off", "cut off by the end of the load run")
             raise
         return self.record()
 
-    def _upload(self) -> bool:
-        files, data = wire.upload_form(self.plan.fixture, self.plan.audio)
-        response = self.client.post(wire.UPLOAD_PATH, files=files, data=data, headers=self.headers, name=UPLOAD_NAME)
-        if not response.status_code:  # a network error: Locust hands back an ErrorResponse
-            error = getattr(response, "error", None)
-            self.log.upload_failed(self.now(), f"{type(error).__name__}: {error}")
-            return False
-        return self.log.upload_answered(self.now(), response.status_code, response.content or b"",
-                                        _header_dict(response.headers))
+    def _refresh(self, stale: str | None) -> Refreshed:
+        try:
+            self.context.refresh(stale)
+        except Exception as exc:  # noqa: BLE001 - any failure to get a token is the flow's auth_error
+            return Refreshed(self.now(), False, f"{type(exc).__name__}: {exc}")
+        return Refreshed(self.now(), True)
 
-    def _poll_until_done(self) -> None:
-        assert self.log.task_id is not None
-        path = wire.progress_path(self.log.task_id)
-        due = self.now()
-        while due < self.plan.timeout_s:
-            wait = due - self.now()
-            if wait > 0:
-                gevent.sleep(wait)
-            start = self.now()
-            self.log.lateness.append(max(0.0, start - due))
-            result, retry_after = self._poll_once(path, start)
-            next_due = self.log.next_due(self.plan.cadence, due, start, result, retry_after, self.now())
-            if next_due is None:
-                return
-            due = next_due
-        self.log.timed_out(self.plan.timeout_s)
-
-    def _poll_once(self, path: str, start: float) -> tuple[PollResult, float | None]:
-        response = self.client.get(path, headers=self.headers, name=POLL_NAME)
-        latency = self.now() - start
-        if not response.status_code:
-            return self.log.poll_failed(start, latency, type(getattr(response, "error", None)).__name__), None
-        headers = response.headers
-        return self.log.poll_answered(start, latency, response.status_code, response.content or b"",
-                                      lambda name: _one(headers.get(name)), time.time())
-
-    def _cleanup(self) -> None:
-        if not (self.plan.cleanup and self.log.diary_id):
-            return
-        response = self.client.delete(wire.diary_path(self.log.diary_id), headers=self.headers, name=CLEANUP_NAME)
-        self.log.cleanup = "deleted" if 0 < response.status_code < 300 else "failed"
+    def _send(self, send: Send, token: str | None) -> Answer | TransportError:
+        start = self.now()
+        headers = {**self.context.headers, **wire.auth_header(token)}
+        name = REQUEST_NAMES[send.kind]
+        try:
+            with gevent.Timeout(send.timeout_s):
+                if send.kind == "upload":
+                    files, data = wire.upload_form(self.plan.fixture, self.plan.audio)
+                    response = self.client.request("POST", send.path, files=files, data=data, headers=headers,
+                                                   name=name, stream=True)
+                else:
+                    response = self.client.request(send.method, send.path, headers=headers, name=name, stream=True)
+                if not response.status_code:  # a network error: Locust hands back an ErrorResponse
+                    error = getattr(response, "error", None)
+                    return TransportError(start, self.now(), f"{type(error).__name__}: {error}")
+                got = _Headers(response.headers)
+                body = read_all(response.iter_content(CHUNK, decode_content=False), got.get("content-encoding"))
+                raw = getattr(response, "_response", None)  # iter_content ends quietly when the server hangs up
+                if raw is not None and not getattr(raw, "message_complete", True):
+                    return TransportError(start, self.now(), "RemoteProtocolError: server disconnected mid-answer")
+        except gevent.Timeout:
+            return TransportError(start, self.now(), f"Timeout: no whole answer in {send.timeout_s:g} s")
+        except (BodyError, ValueError, *FAILURE_EXCEPTIONS) as exc:  # gevent.Timeout is caught above
+            return TransportError(start, self.now(), f"{type(exc).__name__}: {exc}")
+        if send.kind == "upload":
+            got = _Headers(dict(got.items()))
+        return Answer(start, self.now(), response.status_code, got, body, epoch_s=time.time())
 
     def record(self) -> dict[str, Any]:
-        return self.log.record(run_id=self.plan.run_id, probe_id=self.probe_id, target=self.plan.target,
-                               label=self.plan.label, milestones=self.plan.milestones, end_s=self.now())
-
-
-def _one(value: Any) -> str | None:
-    """A header value as one string (geventhttpclient answers a list for a repeated header)."""
-    if isinstance(value, list):
-        return value[0] if value else None
-    return value
-
-
-def _header_dict(headers: Any) -> dict[str, str]:
-    if headers is None:
-        return {}
-    return {str(k): str(_one(headers.get(k))) for k in headers.keys()}
-
-
-def fire_phases(environment: Any, record: dict[str, Any]) -> None:
-    """The record's phases as PHASE rows in Locust's stats (failures carry the outcome)."""
-    fire = environment.events.request.fire
-    for name, ms in phase_rows(record):
-        fire(request_type=REQUEST_TYPE, name=name, response_time=ms, response_length=0, exception=None, context={})
-    failed = failure_row(record)
-    if failed is not None:
-        name, ms, text = failed
-        fire(request_type=REQUEST_TYPE, name=name, response_time=ms, response_length=0, exception=FlowFailed(text),
-             context={})
+        return self.machine.record(run_id=self.plan.run_id, probe_id=self.probe_id, target=self.plan.target,
+                                   label=self.plan.label)
 
 
 class ProbeUser(FastHttpUser):
@@ -178,24 +188,37 @@ class ProbeUser(FastHttpUser):
         context: LoadContext | None = getattr(self.environment, "probes_load", None)
         return context.think_time_s if context is not None and context.model != "open" else 0.0
 
+    def on_start(self) -> None:
+        """The guard at spawn time: the host in use and the user count, whatever started this user (web UI too)."""
+        context: LoadContext = self.environment.probes_load
+        if context.base_url and self.host.rstrip("/") != context.base_url:
+            print(f"probes: refusing load on {self.host!r}: the target's base_url is {context.base_url!r}",
+                  flush=True)
+            raise StopUser()
+        if context.max_users is not None and context.active >= context.max_users:
+            raise StopUser()
+        context.active += 1
+
+    def on_stop(self) -> None:
+        context: LoadContext | None = getattr(self.environment, "probes_load", None)
+        if context is not None and context.active > 0:
+            context.active -= 1
+
     @task
     def flow(self) -> None:
         context: LoadContext = self.environment.probes_load
         lateness = context.wait_for_start()
-        flow = LocustFlow(self.client, context.plan, context.headers, context.next_probe_id(), context.clock)
-        if lateness is not None:
-            self.environment.events.request.fire(request_type=ARRIVAL_TYPE, name="start_lateness",
-                                                 response_time=lateness * 1000, response_length=0, exception=None,
-                                                 context={})
+        flow = LocustFlow(self.client, context, context.next_probe_id())
         try:
             record = flow.run()
         except GreenletExit:
-            context.records.append(_with_lateness(flow.record(), lateness))
+            _keep(context, flow.record(), lateness)  # cut off by the end of the run: on disk all the same
             raise
-        context.records.append(_with_lateness(record, lateness))
-        fire_phases(self.environment, record)
+        _keep(context, record, lateness)
 
 
-def _with_lateness(record: dict[str, Any], lateness: float | None) -> dict[str, Any]:
+def _keep(context: LoadContext, record: dict[str, Any], lateness: float | None) -> None:
     record["start_lateness_s"] = None if lateness is None else round(lateness, 6)
-    return record
+    context.records.append(record)
+    if context.on_record is not None:
+        context.on_record(record)

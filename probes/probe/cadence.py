@@ -3,8 +3,10 @@
 The `app` cadence is the thankly app's own: every 300 ms for the first 15 s,
 then every 500 ms; a 404 in the first 10 s waits 1.5 s and retries (a fresh
 task may not be visible yet); network errors and 5xx back off 1, 2, 4, 8,
-16 s; a 429 waits what Retry-After says. `fine` polls at a fixed interval for
-sharper timings and only honours Retry-After.
+16 s; a 429 waits what Retry-After says, counted from when the answer arrived;
+a 404 after the first 10 s makes the app give up. `fine` polls at a fixed
+interval for sharper timings, only honours Retry-After and never gives up
+before the deadline: it measures the backend, not the app.
 
 Polls are scheduled from the plan, not by sleeping after the answer, so slow
 answers do not stretch the cadence: the next poll is due one interval after
@@ -51,16 +53,26 @@ class Cadence:
     def describe(self) -> dict:
         return {"name": "app"} if self.name == "app" else {"name": "fine", "interval_s": self.interval_s}
 
+    @property
+    def gives_up_on_late_404(self) -> bool:
+        """The app shows an error when a task is still unknown after its 404 window; `fine` polls on."""
+        return self.name == "app"
+
     def next_due(
         self,
         due_s: float,
         result: PollResult,
         errors_in_row: int,
         retry_after_s: float | None = None,
+        answered_s: float | None = None,
     ) -> float:
-        """Planned start of the next poll, given when the last one was due and how it went."""
+        """Planned start of the next poll, given when the last one was due and how it went.
+
+        Retry-After counts from `answered_s` (when the 429 arrived), never earlier than one interval.
+        """
         if result is PollResult.RATE_LIMITED and retry_after_s is not None:
-            return due_s + max(retry_after_s, self._interval(due_s))
+            base = due_s if answered_s is None else answered_s
+            return max(base + retry_after_s, due_s + self._interval(due_s))
         if self.name == "fine":
             return round(due_s + self.interval_s, 9)
         if result is PollResult.NOT_FOUND and due_s < APP_NOT_FOUND_WINDOW_S:

@@ -1,167 +1,215 @@
-"""One probe over httpx: upload a fixture, poll like the app, record every poll.
+"""One probe over httpx: execute what the ProbeMachine asks, hand back what came back.
 
-The only I/O seam of the probe engine. What a request looks like and what an
-answer means live in `wire`; when to poll in `cadence`; what the flow saw and
-what the app would do next in `flow`. This loop only sends, waits and hands
-over what came back. Nothing here raises on a bad answer: every way a probe
-can end is an outcome in its record.
+The only I/O seam of `probes run`. No decision is taken here: when to send,
+with which timeout, what an answer means, when to stop -- all of that is
+probes.probe.machine's. This module waits, sends, reads bodies within their
+cap (probes.probe.body) and bounds each request's whole life with its timeout
+(a server that answers one byte a second cannot hold a probe past it).
+
+Polls go through the httpx client (cookies, proxy settings from the
+environment) unless the run is big enough for the keep-alive fast transport
+(FAST_POLLS_FROM probes in flight), which then keeps the cookies too.
 """
 
 from __future__ import annotations
 
 import asyncio
 import time
-from dataclasses import dataclass, field
-from datetime import datetime, timezone
-from typing import Any, Callable, Mapping
+from typing import Any, Callable, Protocol
 
 import httpx
 
 from probes.probe import wire
-from probes.probe.cadence import Cadence, PollResult
-from probes.probe.flow import FlowLog
+from probes.probe.body import BodyError, BodyReader
+from probes.probe.fingerprint import health_value
+from probes.probe.machine import (
+    Answer, Done, ProbeMachine, Refreshed, RefreshToken, Send, TransportError,
+)
+from probes.probe.plan import ProbePlan, ProbeState, utc_now
+from probes.probe.poll_transport import PollTransport
 
-UPLOAD_TIMEOUT_S = 60.0
-POLL_TIMEOUT_S = 15.0
-
-
-@dataclass(frozen=True)
-class ProbePlan:
-    """Everything a probe needs but the client (which carries the credentials as default headers)."""
-
-    run_id: str
-    target: str
-    label: str
-    fixture: Mapping[str, Any]
-    audio: bytes = field(repr=False)
-    cadence: Cadence
-    milestones: tuple[int, ...]
-    timeout_s: float
-    cleanup: bool = False
+# From this many probes in flight, polls skip the client's per-request machinery (URL and header
+# merge, cookie handling, pool) and go to the keep-alive PollTransport (BENCHMARKS.md, "poll path").
+FAST_POLLS_FROM = 64
+HEALTH_TIMEOUT_S = 5.0
+CONNECT_TIMEOUT_S = 15.0
 
 
-@dataclass
-class ProbeState:
-    """What a probe has seen so far; the live progress bars read it."""
+class TokenSource(Protocol):
+    """Where the bearer token comes from (probes.probe.auth); synchronous, thread-safe."""
 
-    probe_id: str
-    progress: int | None = None
-    step_name: str | None = None
-    done: bool = False
+    def current(self) -> str | None: ...
+
+    def refresh(self, stale: str | None) -> str: ...
 
 
-def utc_now() -> str:
-    return datetime.now(timezone.utc).isoformat().replace("+00:00", "Z")
+class HttpSide:
+    """What every probe of a run shares: the client, the fast poll transport (or None), the token."""
+
+    def __init__(self, base_url: str, concurrency: int, headers: dict[str, str],
+                 tokens: TokenSource | None = None, fast_polls: bool | None = None) -> None:
+        size = max(10, concurrency * 2)
+        limits = httpx.Limits(max_connections=size, max_keepalive_connections=size)
+        self.client = httpx.AsyncClient(
+            base_url=base_url, headers=headers, limits=limits, trust_env=True, follow_redirects=False,
+            timeout=httpx.Timeout(CONNECT_TIMEOUT_S),
+        )
+        fast = concurrency >= FAST_POLLS_FROM if fast_polls is None else fast_polls
+        self.fast: PollTransport | None = PollTransport() if fast else None
+        self.tokens = tokens
+        self._token: str | None = None
+        self._token_ready = False
+        self._lock = asyncio.Lock()
+
+    async def __aenter__(self) -> "HttpSide":
+        return self
+
+    async def __aexit__(self, *exc: object) -> None:
+        await self.client.aclose()
+        if self.fast is not None:
+            await self.fast.aclose()
+
+    async def token(self) -> str | None:
+        if not self._token_ready and self.tokens is not None:
+            async with self._lock:
+                if not self._token_ready:
+                    self._token = await asyncio.to_thread(self.tokens.current)
+                    self._token_ready = True
+        return self._token
+
+    async def refresh(self, stale: str | None) -> None:
+        """A new token unless another probe already replaced `stale`; errors propagate as one line."""
+        if self.tokens is None:
+            raise RuntimeError("no token source can refresh this target's token")
+        async with self._lock:
+            if self._token == stale:
+                self._token = await asyncio.to_thread(self.tokens.refresh, stale)
+                self._token_ready = True
 
 
-async def _read_body(response: httpx.Response) -> bytes:
-    """The body; straight from the stream unless it is content-encoded (aread's decoder layers cost
-    a sixth of a poll's CPU for a 300-byte JSON answer)."""
-    if "content-encoding" in response.headers:
-        return await response.aread()
-    return b"".join([chunk async for chunk in response.stream])  # type: ignore[union-attr]
+async def exchange(http: HttpSide, request: httpx.Request, timeout_s: float, *, fast: bool,
+                   clock: Callable[[], float], start: float) -> Answer | TransportError:
+    """Send one request and read its whole answer within `timeout_s`; every failure is a TransportError."""
+    request.extensions["timeout"] = httpx.Timeout(timeout_s).as_dict()
+    try:
+        async with asyncio.timeout(timeout_s):
+            if fast:
+                assert http.fast is not None
+                response = await http.fast.handle_async_request(request)
+                if "set-cookie" in response.headers:
+                    http.client.cookies.extract_cookies(response)
+            else:
+                response = await http.client.send(request, stream=True)
+            try:
+                reader = BodyReader(response.headers.get("content-encoding"))
+                async for chunk in response.aiter_raw():
+                    reader.feed(chunk)
+                body = reader.finish()
+            finally:
+                await response.aclose()
+    except TimeoutError:
+        return TransportError(start, clock(), f"Timeout: no whole answer in {timeout_s:g} s")
+    except (httpx.HTTPError, httpx.InvalidURL, BodyError, OSError, ValueError) as exc:
+        return TransportError(start, clock(), f"{type(exc).__name__}: {exc}")
+    return Answer(start, clock(), response.status_code, response.headers, body, epoch_s=time.time())
 
 
 class Probe:
     """A single upload-and-poll flow. `run()` returns its probes.jsonl record."""
 
-    def __init__(
-        self,
-        client: httpx.AsyncClient,
-        transport: httpx.AsyncBaseTransport,
-        plan: ProbePlan,
-        probe_id: str,
-        on_update: Callable[[ProbeState], None] | None = None,
-        clock: Callable[[], float] = time.monotonic,
-    ) -> None:
-        self.client = client
-        self.transport = transport
+    def __init__(self, http: HttpSide, plan: ProbePlan, probe_id: str,
+                 on_update: Callable[[ProbeState], None] | None = None,
+                 clock: Callable[[], float] = time.monotonic) -> None:
+        self.http = http
         self.plan = plan
         self.state = ProbeState(probe_id)
         self.on_update = on_update or (lambda state: None)
         self.clock = clock
-        self.log = FlowLog(started_at=utc_now())
+        self.machine = ProbeMachine(plan.config, started_at=utc_now())
         self.t0 = 0.0
+        self._poll: tuple[str, str | None, int, httpx.Request] | None = None  # (path, token, cookies, request)
 
     def now(self) -> float:
         return self.clock() - self.t0
 
     async def run(self) -> dict[str, Any]:
         self.t0 = self.clock()
-        self.log.started_at = utc_now()  # the wall-clock twin of t0: the upload request starts now
+        self.machine.started_at = utc_now()  # the wall-clock twin of t0: the upload request starts now
         try:
-            if await self._upload():
-                await self._poll_until_done()
-                await self._cleanup()
+            action = self.machine.start()
+            token: str | None = None
+            while not isinstance(action, Done):
+                if isinstance(action, RefreshToken):
+                    action = self.machine.receive(await self._refresh(token))
+                    continue
+                wait = action.not_before_s - self.now()
+                if wait > 0:
+                    await asyncio.sleep(wait)
+                token = await self.http.token()
+                event = await self._send(action, token)
+                action = self.machine.receive(event)
+                if action is not None and self.machine.last_progress is not None:
+                    self.state.progress, self.state.step_name = self.machine.last_progress, self.machine.last_step_name
+                    self.on_update(self.state)
         except asyncio.CancelledError:
-            self.log.outcome, self.log.error = "aborted", "interrupted"
+            self.machine.abort(self.now())
             raise
         finally:
             self.state.done = True
             self.on_update(self.state)
         return self.record()
 
-    async def _upload(self) -> bool:
-        files, data = wire.upload_form(self.plan.fixture, self.plan.audio)
+    async def _refresh(self, stale: str | None) -> Refreshed:
         try:
-            response = await self.client.post(wire.UPLOAD_PATH, files=files, data=data, timeout=UPLOAD_TIMEOUT_S)
-        except httpx.HTTPError as exc:
-            self.log.upload_failed(self.now(), f"{type(exc).__name__}: {exc}")
-            return False
-        return self.log.upload_answered(self.now(), response.status_code, response.content, response.headers)
+            await self.http.refresh(stale)
+        except Exception as exc:  # noqa: BLE001 - any failure to get a token is the probe's auth_error
+            return Refreshed(self.now(), False, f"{type(exc).__name__}: {exc}")
+        return Refreshed(self.now(), True)
 
-    async def _poll_until_done(self) -> None:
-        assert self.log.task_id is not None
-        # Built once (with the client's headers and any cookie the upload answer set, such as a
-        # load balancer's sticky-session cookie) and re-sent straight to the transport: the
-        # client's per-request machinery (URL and header merge, cookie extraction, redirects)
-        # cost more CPU than the request itself and made hundreds of probes late (BENCHMARKS.md).
-        request = self.client.build_request("GET", wire.progress_path(self.log.task_id))
-        due = self.now()
-        while due < self.plan.timeout_s:
-            wait = due - self.now()
-            if wait > 0:
-                await asyncio.sleep(wait)
-            start = self.now()
-            self.log.lateness.append(max(0.0, start - due))
-            result, retry_after = await self._poll_once(request, start)
-            if self.log.last_progress is not None:
-                self.state.progress, self.state.step_name = self.log.last_progress, self.log.last_step_name
-                self.on_update(self.state)
-            next_due = self.log.next_due(self.plan.cadence, due, start, result, retry_after, self.now())
-            if next_due is None:
-                return
-            due = next_due
-        self.log.timed_out(self.plan.timeout_s)
-
-    async def _poll_once(self, request: httpx.Request, start: float) -> tuple[PollResult, float | None]:
-        remaining = self.plan.timeout_s - start
-        if remaining < POLL_TIMEOUT_S:  # the last polls must not outlive the probe's deadline
-            request.extensions["timeout"] = httpx.Timeout(max(0.5, remaining)).as_dict()
+    async def _send(self, send: Send, token: str | None) -> Answer | TransportError:
+        start = self.now()
+        fast = send.kind == "poll" and self.http.fast is not None
         try:
-            response = await self.transport.handle_async_request(request)
-            try:
-                body = await _read_body(response)
-            finally:
-                await response.aclose()
-        except httpx.HTTPError as exc:
-            return self.log.poll_failed(start, self.now() - start, type(exc).__name__), None
-        return self.log.poll_answered(
-            start, self.now() - start, response.status_code, body, response.headers.get, time.time()
-        )
+            request = self._request(send, token, fast)
+        except (httpx.HTTPError, httpx.InvalidURL, ValueError) as exc:
+            return TransportError(start, self.now(), f"{type(exc).__name__}: {exc}")
+        return await exchange(self.http, request, send.timeout_s, fast=fast, clock=self.now, start=start)
 
-    async def _cleanup(self) -> None:
-        if not (self.plan.cleanup and self.log.diary_id):
-            return
-        try:
-            response = await self.client.delete(wire.diary_path(self.log.diary_id))
-            self.log.cleanup = "deleted" if response.status_code < 300 else "failed"
-        except httpx.HTTPError:
-            self.log.cleanup = "failed"
+    def _request(self, send: Send, token: str | None, fast: bool) -> httpx.Request:
+        client = self.http.client
+        headers = wire.auth_header(token)
+        if send.kind == "upload":
+            files, data = wire.upload_form(self.plan.fixture, self.plan.audio)
+            return client.build_request("POST", send.path, files=files, data=data, headers=headers)
+        if send.kind != "poll" or not fast:
+            return client.build_request(send.method, send.path, headers=headers)
+        # The fast path re-sends one built request (with the client's headers and cookies, such as a
+        # load balancer's sticky-session cookie): building it per poll cost more CPU than sending it.
+        cookies = len(client.cookies.jar)
+        cached = self._poll
+        if cached is None or cached[:3] != (send.path, token, cookies):
+            cached = (send.path, token, cookies, client.build_request("GET", send.path, headers=headers))
+            self._poll = cached
+        return cached[3]
 
     def record(self) -> dict[str, Any]:
         """The probes.jsonl line (docs/run-format.md)."""
-        return self.log.record(
-            run_id=self.plan.run_id, probe_id=self.state.probe_id, target=self.plan.target, label=self.plan.label,
-            milestones=self.plan.milestones, end_s=self.now(),
-        )
+        return self.machine.record(run_id=self.plan.run_id, probe_id=self.state.probe_id, target=self.plan.target,
+                                   label=self.plan.label)
+
+
+async def fetch_health(http: HttpSide, with_token: bool) -> dict[str, Any]:
+    """The fingerprint's /health part: status, body (bounded) and headers; never raises."""
+    headers = wire.auth_header(await http.token()) if with_token else {}
+    start = time.monotonic()
+    clock = lambda: time.monotonic() - start  # noqa: E731
+    try:
+        request = http.client.build_request("GET", wire.HEALTH_PATH, headers=headers)
+    except (httpx.HTTPError, httpx.InvalidURL, ValueError) as exc:
+        return {"health_status": None, "health": None, "health_error": type(exc).__name__, "headers": {}}
+    event = await exchange(http, request, HEALTH_TIMEOUT_S, fast=False, clock=clock, start=0.0)
+    if isinstance(event, TransportError):
+        return {"health_status": None, "health": None, "health_error": wire.one_line(event.error, 120),
+                "headers": {}}
+    return {"health_status": event.status, "health": health_value(event.body),
+            "headers": wire.safe_headers(event.headers)}

@@ -4,7 +4,8 @@ Why: a poll is the same small GET every 300 ms from hundreds of probes. Through
 aiohttp (the httpx-aiohttp transport) one cost ~0.35 ms of CPU before any of our
 own work, which held one process near 375 probes; over an asyncio protocol with
 httptools (the parser uvicorn uses) it costs ~0.13 ms (BENCHMARKS.md). Uploads,
-/health and cleanup keep the aiohttp transport: only polls come here.
+/health and cleanup go through the httpx client: only polls come here, and only
+when a run has enough probes in flight for it to pay (probes.probe.driver).
 
 Scope, and nothing more: GET without a body, http or https, no proxy (the
 client uses trust_env=False); responses framed by Content-Length, chunked, or
@@ -20,6 +21,8 @@ from typing import Any
 
 import httpx
 import httptools
+
+from probes.probe.body import MAX_BODY_BYTES
 
 Origin = tuple[str, str, int]
 Answer = tuple[int, list[tuple[bytes, bytes]], bytes, bool]  # status, raw headers, body, connection reusable
@@ -43,6 +46,7 @@ class _Connection(asyncio.Protocol):
         self.body: list[bytes] = []
         self.headers_done = False
         self.framed = False  # Content-Length or chunked: the parser knows where the answer ends
+        self.size = 0  # body bytes of the current answer: an endless body stops at MAX_BODY_BYTES
 
     # asyncio.Protocol
     def connection_made(self, transport: asyncio.BaseTransport) -> None:
@@ -77,6 +81,11 @@ class _Connection(asyncio.Protocol):
         self.headers_done = True
 
     def on_body(self, body: bytes) -> None:
+        self.size += len(body)
+        if self.size > MAX_BODY_BYTES:
+            self._fail(httpx.ReadError(f"answer over {MAX_BODY_BYTES // 1024} KB on the wire"))
+            self.close()
+            return
         self.body.append(body)
 
     def on_message_complete(self) -> None:
@@ -102,6 +111,7 @@ class _Connection(asyncio.Protocol):
         loop = asyncio.get_running_loop()
         self.waiter = waiter = loop.create_future()
         self.answered, self.headers, self.body, self.headers_done, self.framed = False, [], [], False, False
+        self.size = 0
         assert self.transport is not None
         self.transport.write(raw)
         timer = loop.call_later(timeout, self._fail, httpx.ReadTimeout("no answer in time")) if timeout else None

@@ -33,14 +33,20 @@ def new_run_id(target: str, label: str, moment: datetime | None = None) -> str:
     return f"{moment:%Y%m%dT%H%M%SZ}-{slug}-{secrets.token_hex(2)}"
 
 
+MAX_SIGNATURE = 200  # distinct states kept per run; the real backend shows ~10, a hostile one any number
+
+
 def signature(records: Iterable[dict[str, Any]]) -> list[list[Any]]:
-    """Ordered distinct (band, step_name, message) states over all probes of a run."""
-    seen: list[list[Any]] = []
+    """Ordered distinct (band, step_name, message) states over all probes of a run (linear, capped)."""
+    seen: dict[tuple[Any, ...], None] = {}
     for record in records:
-        for state in record.get("states") or []:
-            if state not in seen:
-                seen.append(state)
-    return seen
+        states = record.get("states")
+        for state in states if isinstance(states, list) else []:
+            if len(seen) >= MAX_SIGNATURE:
+                return [list(s) for s in seen]
+            if isinstance(state, list) and len(state) == 3 and all(x is None or isinstance(x, str) for x in state):
+                seen.setdefault(tuple(state), None)
+    return [list(s) for s in seen]
 
 
 def record_line(record: dict[str, Any]) -> bytes:

@@ -6,9 +6,15 @@ that schedule at ``now - t0`` and answers a cached, pre-serialised body, so
 the hot path is a dict lookup, a bisect and a write; there is no per-task
 timer and the ground truth (``/_sim/...``) is exact by construction.
 
-Every response carries ``X-Instance``. With ``instances > 1`` polls are spread
-round-robin; an instance that does not own a task answers from the last
-persisted state (every 5 %), like a multi-instance deployment would.
+Every response carries ``X-Instance`` and ``X-App-Version`` (the scenario's
+``version``, also in ``/health`` and ``/``). With ``instances > 1`` polls are
+spread round-robin; an instance that does not own a task answers from the last
+persisted state (every 5 %), like a multi-instance deployment would. With a
+scenario's ``[db]`` rates, a share of reads on the one instance answer that
+persisted state or 404, like thankly's swallowed DynamoDB errors.
+
+Every ``/diary/...`` route is also served under ``/diaries/...``, as thankly
+mounts its diary router twice.
 """
 
 from __future__ import annotations
@@ -45,6 +51,8 @@ MAX_TASKS = 200_000  # oldest tasks are forgotten beyond this, so a long load ru
 _BEARER = re.compile(r"^Bearer\s+(\S+)\s*$")
 _INT = TypeAdapter(int)
 _JSON = "application/json"
+VERSION_HEADER = "x-app-version"
+DIARY_PREFIXES = ("/diary", "/diaries")  # thankly includes its diary router under both
 
 
 def format_seconds(value: float) -> str:
@@ -58,23 +66,25 @@ class Task:
     """One upload: who owns it, when it started, and its precomputed schedule."""
 
     __slots__ = ("task_id", "user", "t0", "t0_wall", "schedule", "times", "persisted", "owner", "visible_at",
-                 "diary", "diary_id", "cache", "plan")
+                 "diary", "diary_id", "cache", "plan", "done_at")
 
     def __init__(self, task_id: str, user: str, t0: float, schedule: list[State], owner: int,
-                 visible_at: float, diary: dict[str, Any], plan: Any, multi: bool, t0_wall: float = 0.0) -> None:
+                 visible_at: float, diary: dict[str, Any], plan: Any, persisted: bool, t0_wall: float = 0.0) -> None:
         self.task_id = task_id
         self.user = user
         self.t0 = t0
         self.t0_wall = t0_wall
         self.schedule = schedule
         self.times = [s.t for s in schedule]
-        self.persisted = persisted_indices(schedule) if multi else None
+        self.persisted = persisted_indices(schedule) if persisted else None
         self.owner = owner
         self.visible_at = visible_at
         self.diary = diary
         self.diary_id = diary["diary_id"]
         self.cache: dict[tuple[int, str], bytes] = {}
         self.plan = plan
+        # when the diary exists (monotonic); None for a job that fails or never ends
+        self.done_at = t0 + schedule[-1].t if schedule[-1].status == "completed" else None
 
     def index_at(self, now: float) -> int:
         return bisect_right(self.times, now - self.t0) - 1
@@ -91,14 +101,19 @@ class Simulator:
         self.seed = scenario.seed if seed is None else seed
         self.tasks: dict[str, Task] = {}
         self.diaries: dict[str, Task] = {}
+        self.user_diaries: dict[str, dict[str, Task]] = {}  # user -> diary_id -> task, for /diary/list
         self.deleted: set[str] = set()
         self.counter = itertools.count()
         self.rr = itertools.count()
         self.fault_rng = random.Random(f"{self.seed}:faults")
+        self.store_rng = random.Random(f"{self.seed}:db")
         self.last_activity = float("-inf")  # a fresh server is cold
         self.cold_until = float("-inf")
         self.labels = {lang: scenario.label_table(lang) for lang in ("zh", "en")}
         self.instance_names = [f"sim-{i}" for i in range(scenario.instances)]
+        # built once: the hot path hands Starlette a ready dict
+        self.instance_headers = [{"x-instance": name, VERSION_HEADER: scenario.version}
+                                 for name in self.instance_names]
 
     # -- helpers -------------------------------------------------------------
 
@@ -107,7 +122,7 @@ class Simulator:
         return 0 if n == 1 else next(self.rr) % n
 
     def json(self, body: Any, status: int, instance: int, headers: dict[str, str] | None = None) -> Response:
-        h = {"x-instance": self.instance_names[instance]}
+        h = dict(self.instance_headers[instance])
         if headers:
             h.update(headers)
         return Response(orjson.dumps(body), status_code=status, headers=h, media_type=_JSON)
@@ -180,9 +195,25 @@ class Simulator:
     def store(self, task: Task) -> None:
         if len(self.tasks) >= MAX_TASKS:
             old = self.tasks.pop(next(iter(self.tasks)))
-            self.diaries.pop(old.diary_id, None)
+            self.forget_diary(old)
         self.tasks[task.task_id] = task
         self.diaries[task.diary_id] = task
+        self.user_diaries.setdefault(task.user, {})[task.diary_id] = task
+
+    def forget_diary(self, task: Task) -> None:
+        self.diaries.pop(task.diary_id, None)
+        own = self.user_diaries.get(task.user)
+        if own is not None:
+            own.pop(task.diary_id, None)
+            if not own:
+                del self.user_diaries[task.user]
+
+    def diary_of(self, diary_id: str, now: float) -> Task | None:
+        """The task whose diary this is, once the job has completed (before that it does not exist)."""
+        task = self.diaries.get(diary_id)
+        if task is None or task.done_at is None or now < task.done_at:
+            return None
+        return task
 
     # -- endpoints -----------------------------------------------------------
 
@@ -249,7 +280,7 @@ class Simulator:
             task_id=str(uuid.uuid4()), user=user, t0=t0, schedule=schedule, owner=instance,
             visible_at=t0 + wait + self.scenario.not_found_window_s * self.scale,
             diary=self.make_diary(user, lang, duration, image_urls, completes_at), plan=plan,
-            multi=self.scenario.instances > 1, t0_wall=wall0,
+            persisted=self.scenario.instances > 1 or self.scenario.db.active, t0_wall=wall0,
         )
         self.store(task)
         if wait > 0:
@@ -273,16 +304,23 @@ class Simulator:
         task = self.tasks.get(request.path_params["task_id"])
         if task is None or now < task.visible_at:
             return self.json({"detail": MESSAGES[lang]["task_not_found"]}, 404, instance)
+        stale = instance != task.owner
+        store = self.scenario.db
+        if store.active:
+            r = self.store_rng.random()
+            if r < store.lost_read_rate:  # a throttled read, swallowed: "not found"
+                return self.json({"detail": MESSAGES[lang]["task_not_found"]}, 404, instance)
+            stale = stale or r < store.lost_read_rate + store.stale_read_rate
         if task.user != user:
             return self.json({"detail": MESSAGES[lang]["forbidden"]}, 403, instance)
         index = task.index_at(now)
-        if task.persisted is not None and instance != task.owner:
+        if stale and task.persisted is not None:
             index = task.persisted[index]
         key = (index, lang)
         body = task.cache.get(key)
         if body is None:
             body = task.cache[key] = self.render(task, index, lang)
-        return Response(body, headers={"x-instance": self.instance_names[instance]}, media_type=_JSON)
+        return Response(body, headers=self.instance_headers[instance], media_type=_JSON)
 
     async def delete_diary(self, request: Request) -> Response:
         now = time.monotonic()
@@ -295,23 +333,59 @@ class Simulator:
         if (resp := self.fault(self.scenario.faults.delete, lang, instance)) is not None:
             return resp
         diary_id = request.path_params["diary_id"]
-        task = self.diaries.get(diary_id)
-        if task is None or task.schedule[task.index_at(now)].status != "completed":
+        task = self.diary_of(diary_id, now)
+        if task is None:
             return self.json({"detail": MESSAGES[lang]["diary_not_found"]}, 404, instance)
         if task.user != user:
             return self.json({"detail": MESSAGES[lang]["diary_forbidden"]}, 403, instance)
-        del self.diaries[diary_id]
+        self.forget_diary(task)
         return self.json({"status": "deleted", "diary_id": diary_id, "message": MESSAGES[lang]["deleted"]},
                          200, instance)
 
+    async def list_diaries(self, request: Request) -> Response:
+        """The caller's diaries, newest first (thankly queries its table by user, descending)."""
+        now = time.monotonic()
+        instance = self.pick_instance()
+        lang = language_of(request.headers.get("accept-language"))
+        user = self.user_of(request)
+        if user is None:
+            return self.json({"detail": MESSAGES[lang]["unauthorized"]}, 401, instance)
+        self.last_activity = now
+        done = [t for t in self.user_diaries.get(user, {}).values() if t.done_at is not None and t.done_at <= now]
+        done.sort(key=lambda t: t.done_at or 0.0, reverse=True)
+        return self.json([t.diary for t in done], 200, instance)
+
+    async def get_diary(self, request: Request) -> Response:
+        """One diary; another user's answers 404 like thankly's (it looks diaries up by user)."""
+        now = time.monotonic()
+        instance = self.pick_instance()
+        lang = language_of(request.headers.get("accept-language"))
+        user = self.user_of(request)
+        if user is None:
+            return self.json({"detail": MESSAGES[lang]["unauthorized"]}, 401, instance)
+        self.last_activity = now
+        task = self.diary_of(request.path_params["diary_id"], now)
+        if task is None or task.user != user:
+            return self.json({"detail": MESSAGES[lang]["diary_not_found"]}, 404, instance)
+        return self.json(task.diary, 200, instance)
+
     async def health(self, request: Request) -> Response:
+        """thankly's ``{"status", "config", "timestamp"}``, plus the version and the simulator's own facts."""
         return self.json({
             "status": "healthy",
+            "config": "ok",
+            "timestamp": datetime.now(timezone.utc).isoformat(),
             "service": "thankly-sim",
-            "version": __version__,
+            "version": self.scenario.version,
+            "harness_version": __version__,
             "simulator": {"scenario": self.scenario.name, "time_scale": self.scale,
                           "instances": self.scenario.instances, "seed": self.seed},
         }, 200, self.pick_instance())
+
+    async def root(self, request: Request) -> Response:
+        """thankly's ``/`` (its only version field, a constant there; the scenario's version here)."""
+        return self.json({"message": "欢迎使用感恩日记API", "version": self.scenario.version, "docs": "/docs"},
+                         200, self.pick_instance())
 
     async def events(self, request: Request) -> Response:
         """Ground truth: ``[[t_s, progress, status], ...]`` with ``t_s <= now``."""
@@ -368,12 +442,22 @@ def create_app(scenario: Scenario, time_scale: float = 1.0, require_auth: bool =
         assert isinstance(exc, HTTPException)
         return sim.json({"detail": exc.detail}, exc.status_code, 0, dict(exc.headers or {}))
 
+    diary_routes = [
+        Route(f"{prefix}{path}", endpoint, methods=[method])
+        for prefix in DIARY_PREFIXES
+        for path, endpoint, method in (
+            ("/voice/progress/{task_id}", sim.progress, "GET"),
+            ("/voice/async", sim.upload, "POST"),
+            ("/list", sim.list_diaries, "GET"),  # before /{diary_id}, which would match "list"
+            ("/{diary_id}", sim.get_diary, "GET"),
+            ("/{diary_id}", sim.delete_diary, "DELETE"),
+        )
+    ]
     app = Starlette(
         routes=[
-            Route("/diary/voice/progress/{task_id}", sim.progress, methods=["GET"]),
-            Route("/diary/voice/async", sim.upload, methods=["POST"]),
-            Route("/diary/{diary_id}", sim.delete_diary, methods=["DELETE"]),
+            *diary_routes,
             Route("/health", sim.health, methods=["GET"]),
+            Route("/", sim.root, methods=["GET"]),
             Route("/_sim/tasks/{task_id}/events", sim.events, methods=["GET"]),
             Route("/_sim/tasks/{task_id}", sim.task_detail, methods=["GET"]),
         ],

@@ -24,6 +24,7 @@ STEPS: dict[str, int] = {
     "received": 0,
     "validating": 1,
     "transcribing": 1,
+    "transcribing_wait": 1,
     "transcribed": 1,
     "polishing": 2,
     "saving": 3,
@@ -46,22 +47,29 @@ class State:
 
 @dataclass(frozen=True, slots=True)
 class Timer:
-    """A virtual timer: from ``origin`` % add 1 % every ``tick_s`` up to ``top`` per segment."""
+    """A virtual timer: from ``origin`` % add 1 % every ``tick_s`` up to ``top`` per segment.
+
+    A segment may name the state label its ticks show (None: the phase's own
+    label): thankly's transcription loop says "语音识别中，请稍候..." once it
+    slows down past 42 %, so a slow Whisper is seen waiting under that message.
+    """
 
     origin: int
     segments: tuple[tuple[int, float], ...]
+    labels: tuple[str | None, ...] = ()
 
-    def ticks(self) -> list[tuple[float, int]]:
-        """(elapsed seconds, value) of every 1 % tick, unscaled."""
-        out: list[tuple[float, int]] = []
+    def ticks(self) -> list[tuple[float, int, str | None]]:
+        """(elapsed seconds, value, label or None) of every 1 % tick, unscaled."""
+        out: list[tuple[float, int, str | None]] = []
         base_t, value = 0.0, self.origin
-        for top, tick_s in self.segments:
+        for i, (top, tick_s) in enumerate(self.segments):
+            label = self.labels[i] if i < len(self.labels) else None
             n = 0
             start_value = value
             while value < top:
                 n += 1
                 value = start_value + n
-                out.append((base_t + n * tick_s, value))
+                out.append((base_t + n * tick_s, value, label))
             base_t += n * tick_s
         return out
 
@@ -73,7 +81,7 @@ class ProgressModel:
     created: int = 5
     accept_s: float = 0.002
     validating: int = 22
-    transcription_timer: Timer = Timer(18, ((42, 0.3), (55, 0.8)))
+    transcription_timer: Timer = Timer(18, ((42, 0.3), (55, 0.8)), (None, "transcribing_wait"))
     transcribed: int = 58
     handoff_s: float = 0.02
     polishing: int = 60
@@ -124,13 +132,13 @@ class _Builder:
 
     def run_timer(self, timer: Timer, start: float, end: float | None, cap: int, label: str, scale: float) -> None:
         """Emit the timer's visible ticks in [start, end) (forever when ``end`` is None)."""
-        for elapsed, value in timer.ticks():
+        for elapsed, value, tick_label in timer.ticks():
             t = start + elapsed * scale
             if end is not None and t >= end:
                 break
             shown = min(value, cap)
             if shown > self.progress:
-                self.add(t, shown, label)
+                self.add(t, shown, tick_label or label)
 
 
 def build_schedule(plan: TaskPlan, model: ProgressModel = DEFAULT_MODEL, scale: float = 1.0, offset: float = 0.0) -> list[State]:

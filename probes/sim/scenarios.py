@@ -23,7 +23,13 @@ from probes.sim.progress import STEPS, TaskPlan
 
 PhaseName = Literal["validation", "transcription", "llm", "saving"]
 Lang = Literal["zh", "en"]
-LabelKey = Literal["received", "validating", "transcribing", "transcribed", "polishing", "saving", "saved", "done"]
+LabelKey = Literal["received", "validating", "transcribing", "transcribing_wait", "transcribed", "polishing", "saving",
+                   "saved", "done"]
+
+# What the simulated backend says it is (X-App-Version, /health, /): thankly's
+# last release tag, backend-v1.5.0, under the code at HEAD (3ad9b47). The real
+# backend reports no version of its own (its `/` says a constant "1.0.0").
+CURRENT_VERSION = "1.5.0"
 
 # (step_name, message) per state label; the zh rows are what the real backend shows.
 DEFAULT_LABELS: dict[str, dict[str, tuple[str, str]]] = {
@@ -31,6 +37,7 @@ DEFAULT_LABELS: dict[str, dict[str, tuple[str, str]]] = {
         "received": ("排队中", "已收到录音，等待处理..."),
         "validating": ("处理中", "准备正式开始处理..."),
         "transcribing": ("转录中", "正在努力识别你的声音..."),
+        "transcribing_wait": ("转录中", "语音识别中，请稍候..."),
         "transcribed": ("转录中", "声音识别完成..."),
         "polishing": ("AI润色", "正在美化文字..."),
         "saving": ("保存中", "准备保存日记..."),
@@ -41,6 +48,7 @@ DEFAULT_LABELS: dict[str, dict[str, tuple[str, str]]] = {
         "received": ("Queued", "Recording received, waiting to start..."),
         "validating": ("Processing", "Getting ready to start..."),
         "transcribing": ("Transcribing", "Working hard to recognise your voice..."),
+        "transcribing_wait": ("Transcribing", "Still recognising your voice, please wait..."),
         "transcribed": ("Transcribing", "Voice recognised..."),
         "polishing": ("AI polish", "Polishing your words..."),
         "saving": ("Saving", "Getting ready to save your diary..."),
@@ -135,6 +143,32 @@ class EndpointFaults(_Strict):
     delete: Faults = Faults()
 
 
+class TaskStore(_Strict):
+    """How progress reads see the task store (DynamoDB in thankly) on a single instance.
+
+    thankly answers a poll from the process's memory, else from DynamoDB, which
+    holds only every fifth percent (the timers persist every 5 %) and whose
+    throttled writes are dropped silently; a throttled read is swallowed and
+    becomes "not found" (404). ``stale_read_rate`` of progress reads answer the
+    last persisted state instead of the live one (progress can go backwards);
+    ``lost_read_rate`` answer 404 although the task exists. Drawn from a seeded
+    stream like the faults.
+    """
+
+    stale_read_rate: float = Field(0.0, ge=0, le=1)
+    lost_read_rate: float = Field(0.0, ge=0, le=1)
+
+    @model_validator(mode="after")
+    def _rates_sum(self) -> "TaskStore":
+        if self.stale_read_rate + self.lost_read_rate > 1:
+            raise ValueError("stale_read_rate + lost_read_rate must be <= 1")
+        return self
+
+    @property
+    def active(self) -> bool:
+        return self.stale_read_rate > 0 or self.lost_read_rate > 0
+
+
 class Stuck(_Strict):
     """Share of tasks whose ``phase`` never returns: progress freezes at that phase's cap."""
 
@@ -161,12 +195,14 @@ class Scenario(_Strict):
     name: str
     description: str = ""
     seed: int = 0
+    version: str = Field(CURRENT_VERSION, min_length=1, max_length=64, pattern=r"^[\x21-\x7e]+$")
     validation: PhaseSpec = PhaseSpec(latency=Fixed(s=0.35))
     transcription: TimedPhase = TimedPhase(latency=Fixed(s=4.5))
     llm: TimedPhase = TimedPhase(latency=Fixed(s=3.5))
     saving: PhaseSpec = PhaseSpec(latency=Fixed(s=0.6))
     cold_start: ColdStart = ColdStart()
     faults: EndpointFaults = EndpointFaults()
+    db: TaskStore = TaskStore()
     stuck: Stuck = Stuck()
     failure: Failure = Failure()
     not_found_window_s: float = Field(0.0, ge=0)

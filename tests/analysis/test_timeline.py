@@ -126,20 +126,39 @@ def test_regression_counts_and_no_second_crossing():
     # 40 at 1.0 then 35 at 1.5: the bracket starts at the stale 35, not at 40
     assert_milestone(tl.milestones[42], t_s=(1.505 + 2.005) / 2, lo_s=1.5, hi_s=2.0 + LAT)  # 1.755
     assert_milestone(tl.milestones[55], t_s=(2.505 + 3.005) / 2, lo_s=2.5, hi_s=3.0 + LAT)  # 2.755
-    assert len(tl.plateaus) == 8
+    # plateaus of the running maximum: 30, 35, 40 (through the stale 35), 45 (through the stale 30), 60, 100
+    assert [p.progress for p in tl.plateaus] == [30, 35, 40, 45, 60, 100]
+    assert tl.transcription_s == 3.0  # first poll >= 20 at 0.0, first past 55 at 3.0
 
 
-def test_dwell_uses_first_exact_sighting_and_first_higher_after_it():
-    rows = [row(0.0, 40), row(1.0, 32), row(2.0, 33), row(3.0, 32), row(4.0, 50)]
-    tl = analyse(rows, milestones=(32, 40))
-    assert tl.dwell[32] == 1.0  # from 1.0 (first exactly 32) to 2.0 (first higher after it)
-    assert tl.dwell[40] == 4.0  # 40 at 0.0; nothing above 40 until 4.0
+def test_dwell_is_measured_on_the_running_maximum():
+    rows = [row(0.0, 22), row(1.0, 32), row(2.0, 33), row(3.0, 32), row(4.0, 50)]
+    tl = analyse(rows, milestones=(32, 40, 60))
+    assert tl.dwell[32] == 1.0  # from 1.0 (first at 32) to 2.0 (first higher); the stale 32 at 3.0 is no dwell
+    assert tl.dwell[40] == 0.0  # passed without a poll seeing it exactly
+    assert 60 not in tl.dwell  # never reached: not observed, not 0
+
+
+def test_stale_instances_do_not_shorten_a_freeze():
+    """Issue 11: instances answering 32/30/30 during a 50 s freeze: the stall is the freeze, not 1 s."""
+    rows = [row(0.0, 22), row(0.3, 32)] + [row(0.3 + i, 30 if i % 3 else 32) for i in range(1, 51)]
+    rows += [row(51.0, 60), row(52.0, 100, "completed")]
+    tl = analyse(rows)
+    assert tl.longest_stall == Plateau(progress=32, start_s=0.3, end_s=51.0, polls=51)
+    assert tl.dwell[32] == pytest.approx(50.7)
+    assert tl.regressions > 0
 
 
 def test_float_progress_compares_as_a_number():
     tl = analyse([row(0.0, 31.5), row(1.0, 32.0), row(2.0, 32.5), row(3.0, 42)], milestones=(32,))
     assert_milestone(tl.milestones[32], t_s=(0.005 + 1.005) / 2, lo_s=0.0, hi_s=1.0 + LAT)  # 0.505
     assert tl.dwell[32] == 1.0  # 32.5 is more than 32
+
+
+def test_completed_status_decides_even_without_an_integer_progress():
+    rows = [row(0.0, 22), row(1.0, 60), [2.0, 200, None, 4, "完成", "completed", LAT]]
+    tl = analyse(rows)
+    assert tl.total_s == 2.0 and tl.transcription_s == 1.0
 
 
 def test_never_completing_ends_with_lower_bounds():
@@ -180,7 +199,7 @@ def test_empty():
         total_s=None,
         end_s=0.0,
         milestones={},
-        dwell={m: 0.0 for m in DEFAULT_MILESTONES},
+        dwell={},
         plateaus=(),
         longest_stall=None,
         poll_count=0,
@@ -193,8 +212,9 @@ def test_empty():
         "poll_count": 0,
         "poll_errors": 0,
         "regressions": 0,
+        "transcription_s": None,
         "milestones": {},
-        "dwell": {str(m): 0.0 for m in DEFAULT_MILESTONES},
+        "dwell": {},
         "longest_stall": None,
     }
 
@@ -389,7 +409,9 @@ def test_prop_counts(rows):
     assert tl.regressions == sum(1 for a, b in zip(valid, valid[1:]) if b[2] < a[2])
     timed = [r[0] for r in rows if len(r) == 7]
     assert tl.end_s == (timed[-1] if timed else 0.0)
-    completed = [r[0] for r in valid if r[5] == "completed"]
+    # final answers are decided by status, with or without a usable progress value
+    completed = sorted(r[0] for r in rows if len(r) == 7 and r[1] == 200 and r[1] is not True and r[5] == "completed"
+                       and isinstance(r[0], (int, float)) and math.isfinite(r[0]) and r[0] >= 0)
     assert tl.total_s == (completed[0] if completed else None)
 
 
@@ -446,17 +468,21 @@ def test_overlapping_polls_estimate_stays_in_bracket():
 def test_prop_dwell_bounds(rows):
     tl = analyse(rows)
     valid = _valid(rows)
-    assert list(tl.dwell) == list(DEFAULT_MILESTONES)
+    assert list(tl.dwell) == list(tl.milestones)  # dwell only where progress got to the milestone
+    peaks, top = [], None  # the running maximum, which dwell is measured on
+    for r in valid:
+        top = r[2] if top is None or r[2] > top else top
+        peaks.append((r[0], top))
     for m, d in tl.dwell.items():
         assert d >= 0.0
         if valid:
             assert d <= tl.end_s - valid[0][0]
-        seen = [i for i, r in enumerate(valid) if r[2] == m]
+        seen = [i for i, (_, p) in enumerate(peaks) if p == m]
         if not seen:
             assert d == 0.0
             continue
-        higher = [r[0] for r in valid[seen[0] + 1 :] if r[2] > m]
-        assert d == (higher[0] if higher else valid[-1][0]) - valid[seen[0]][0]
+        higher = [t for t, p in peaks[seen[0] + 1 :] if p > m]
+        assert d == (higher[0] if higher else peaks[-1][0]) - peaks[seen[0]][0]
 
 
 @_SETTINGS
@@ -505,7 +531,8 @@ def test_prop_record_is_strict_json(rows):
     text = json.dumps(rec, allow_nan=False)
     assert json.loads(text) == rec
     assert list(rec) == [
-        "total_s", "end_s", "poll_count", "poll_errors", "regressions", "milestones", "dwell", "longest_stall"
+        "total_s", "end_s", "poll_count", "poll_errors", "regressions", "transcription_s", "milestones", "dwell",
+        "longest_stall"
     ]
     for ms in rec["milestones"].values():
         assert set(ms) == {"t_s", "lo_s", "hi_s"}

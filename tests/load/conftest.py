@@ -48,6 +48,12 @@ class LoadRun:
         assert self.run_dir is not None
         return [json.loads(line) for line in (self.run_dir / "probes.jsonl").read_text().splitlines()]
 
+    def phases(self) -> dict[str, dict[str, str]]:
+        """phases.csv: load mode's own table of flow phases, by phase name."""
+        assert self.run_dir is not None
+        with open(self.run_dir / "phases.csv", newline="") as f:
+            return {row["name"]: row for row in csv.DictReader(f)}
+
     def stats(self) -> dict[tuple[str, str], dict[str, str]]:
         assert self.run_dir is not None
         with open(self.run_dir / "locust_stats.csv", newline="") as f:

@@ -1,6 +1,7 @@
 """Acceptance of load mode against real simulators: short headless Locust runs on loopback.
 
-    closed  15 s: PHASE rows in Locust's CSV, counts = completed flows in probes.jsonl,
+    closed  15 s: the phase table (phases.csv, apart from Locust's HTTP stats) counts the completed
+            flows of probes.jsonl, flows in flight at the end finish (no cut_off, no failures),
             and the phase medians agree with `probes run` on the same scenario
     open    15 s against a slowed simulator: the arrival rate holds within 10 %
     workers 15 s, master + 2 workers: the same rows, one probes file per worker, the report
@@ -26,7 +27,7 @@ from .conftest import ROOT, LoadRun, run_load, write_targets
 SLACK_S = 0.025
 PHASES = {"time_to_20", "time_to_32", "time_to_42", "time_to_55", "time_to_58", "time_to_60", "time_to_88",
           "time_to_100", "dwell_20", "dwell_32", "dwell_42", "dwell_55", "dwell_58", "dwell_60", "dwell_88",
-          "dwell_100", "longest_stall", "total"}
+          "dwell_100", "longest_stall", "transcription", "total"}
 
 
 def load_args(tmp_path: Path, fixtures: Path, url: str, *extra: str) -> list[str]:
@@ -35,20 +36,28 @@ def load_args(tmp_path: Path, fixtures: Path, url: str, *extra: str) -> list[str
             str(tmp_path / "load"), "--quiet", *extra]
 
 
-def check_phase_rows(run: LoadRun) -> list[dict]:
+def check_phase_rows(run: LoadRun, distributed: bool = False) -> list[dict]:
     """Every PHASE row counts exactly the completed flows of probes.jsonl; returns the records."""
     assert run.code == 0, run.stderr[-2000:]
     records = run.records()
     completed = sum(1 for r in records if r["outcome"] == "completed")
     assert completed >= 5
     stats = run.stats()
-    phase_rows = {name: row for (kind, name), row in stats.items() if kind == "PHASE"}
-    assert set(phase_rows) == PHASES
-    for name, row in phase_rows.items():
-        assert int(row["Request Count"]) - int(row["Failure Count"]) == completed, name
+    phase_rows = run.phases()
+    assert PHASES <= set(phase_rows)
+    for name in PHASES:
+        row = phase_rows[name]
+        assert int(row["flows"]) - int(row["failures"]) == completed, name
+    # Locust's own statistics hold HTTP requests only: the Aggregated row is their sum.
+    assert {kind for kind, _ in stats} <= {"POST", "GET", "DELETE", ""}, set(stats)
+    http = sum(int(row["Request Count"]) for (kind, name), row in stats.items() if name != "Aggregated")
+    assert int(stats[("", "Aggregated")]["Request Count"]) == http
     # A flow cut off by the end of the run while its upload was in flight has a record but no upload row.
     answered = sum(1 for r in records if r["upload_status"] is not None)
-    assert answered <= int(stats[("POST", "upload")]["Request Count"]) <= len(records)
+    uploads = int(stats[("POST", "upload")]["Request Count"])
+    # Locust's own CSV is its live view: in a distributed run a worker's last seconds can miss the
+    # master's final write (the records and phases.csv are merged after every worker exited).
+    assert uploads <= len(records) and (distributed or answered <= uploads), (answered, uploads, len(records))
     assert ("GET", "progress poll") in stats
     assert not any("/diary/voice/progress/" in name for _, name in stats), "polls are grouped under one name"
     return records
@@ -79,7 +88,9 @@ def test_closed_run_phase_rows_match_records_and_agree_with_probes_run(tmp_path,
             run, reference = loaded.result(), probed.result()
     records = check_phase_rows(run)
     print(f"closed: {len(records)} flows, {sum(r['outcome'] == 'completed' for r in records)} completed, "
-          f"PHASE total count {run.stats()[('PHASE', 'total')]['Request Count']}")
+          f"phase total count {run.phases()['total']['flows']}")
+    # the end of the run lets flows in flight finish (--stop-timeout): a healthy run shows no failures
+    assert Counter(r["outcome"] for r in records) == {"completed": len(records)}
     meta = json.loads((run.run_dir / "run.json").read_text())
     assert meta["n"] == len(records) and meta["ended_at"] and meta["scenario"] == "fast"
     assert meta["load"]["model"] == "closed" and meta["fingerprint"]["signature"]
@@ -100,22 +111,26 @@ def test_open_model_holds_the_arrival_rate_while_the_backend_is_slow(tmp_path, l
     # model of the same pool would slow its arrivals down with the backend.
     with simulator_process("stale-32", time_scale=0.2) as url:
         run = run_load(*load_args(tmp_path, load_fixtures, url, "--model", "open", "--rate", "4", "--users", "80",
-                                  "--duration", "15s", "--no-report"), cwd=tmp_path)
+                                  "--duration", "15s", "--stop-timeout", "0", "--no-report"), cwd=tmp_path)
     assert run.code == 0, run.stderr[-2000:]
     records = run.records()
     print(f"open model: {len(records)} flows, arrival rate {arrival_rate(records):.3f}/s (target 4)")
     assert abs(arrival_rate(records) - 4.0) <= 0.4, arrival_rate(records)
     lateness = sorted(r["start_lateness_s"] for r in records)
     assert lateness[int(0.95 * (len(lateness) - 1))] < 0.05, lateness[-5:]
-    assert Counter(r["outcome"] for r in records)["aborted"] >= 40, "most flows were still in the slow backend"
-    assert ("ARRIVAL", "start_lateness") in run.stats()
+    outcomes = Counter(r["outcome"] for r in records)
+    assert outcomes["cut_off"] >= 40, "most flows were still in the slow backend when the run ended"
+    assert set(outcomes) <= {"completed", "cut_off"}, outcomes
+    phases = run.phases()
+    assert int(phases["start_lateness"]["flows"]) == len(records)
+    assert int(phases.get("total", {}).get("failures", 0)) == 0, "a flow cut off by the run's end is no failure"
 
 
 def test_distributed_run_with_two_workers(tmp_path, load_fixtures) -> None:
     with simulator_process("fast", time_scale=0.1) as url:
         run = run_load(*load_args(tmp_path, load_fixtures, url, "--workers", "2", "--users", "12", "--model", "open",
                                   "--rate", "6", "--duration", "15s"), cwd=tmp_path, timeout=90)
-    records = check_phase_rows(run)
+    records = check_phase_rows(run, distributed=True)
     files = sorted((run.run_dir / "workers").glob("probes-*.jsonl"))
     assert [f.name for f in files] == ["probes-0.jsonl", "probes-1.jsonl"]
     per_worker = [len(f.read_text().splitlines()) for f in files]

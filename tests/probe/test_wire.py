@@ -60,14 +60,26 @@ def test_upload_form_matches_the_app():
     assert data == {"duration": "5"}
 
 
-def test_headers_carry_token_only_in_authorization():
-    assert wire.request_headers("abc", "probe") == {
-        "Accept": "application/json", "Authorization": "Bearer abc", "X-User-Name": "probe"}
-    assert "Authorization" not in wire.request_headers(None, None)
+def test_requests_identify_themselves_and_carry_the_token_only_in_authorization():
+    from probes import __version__
+
+    assert wire.request_headers("probe") == {
+        "Accept": "application/json", "User-Agent": f"probes/{__version__}", "Accept-Encoding": "gzip, deflate",
+        "X-User-Name": "probe"}
+    assert "X-User-Name" not in wire.request_headers(None)
+    assert wire.auth_header("abc") == {"Authorization": "Bearer abc"} and wire.auth_header(None) == {}
+
+
+@pytest.mark.parametrize("value, safe", [("742dffca-ca99-4cfd-89c0-bc646f61af83", True), ("a.b_c~d", True),
+                                         ("..", False), (".", False), ("a/b", False), ("a\r\nb", False),
+                                         ("a b", False), ("", False), ("x" * 129, False), (None, False), (5, False)])
+def test_safe_id(value, safe):
+    assert (wire.safe_id(value) is not None) == safe
 
 
 @pytest.mark.parametrize(("value", "expected"), [("2", 2.0), ("0.15", 0.15), ("-3", 0.0), (None, None),
-                                                   ("soon", None), ("Thu, 26 Nov 2026 09:00:10 GMT", 10.0)])
+                                                   ("soon", None), ("Thu, 26 Nov 2026 09:00:10 GMT", 10.0),
+                                                   ("1e9", 1e9), ("nan", None), ("inf", None), ("9" * 100, None)])
 def test_retry_after(value, expected):
     from email.utils import parsedate_to_datetime
     now = parsedate_to_datetime("Thu, 26 Nov 2026 09:00:00 GMT").timestamp()

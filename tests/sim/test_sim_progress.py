@@ -49,11 +49,15 @@ def test_transcription_timer_rates() -> None:
     plan = TaskPlan(validation_s=0.0, transcription_s=100.0, llm_s=1.0, saving_s=0.1)
     s = build_schedule(plan, model=DEFAULT_MODEL)
     start = next(x.t for x in s if x.label == "transcribing")
-    at = {x.progress: x.t - start for x in s if x.label == "transcribing"}
+    waiting = ("transcribing", "transcribing_wait")
+    at = {x.progress: x.t - start for x in s if x.label in waiting}
     assert at[42] == pytest.approx(24 * 0.3)
     assert at[43] == pytest.approx(24 * 0.3 + 0.8)
     assert at[55] == pytest.approx(24 * 0.3 + 13 * 0.8)
     assert max(at) == 55  # the timer stops at 55 however long transcription runs
+    # thankly's loop changes its message when it slows down past 42 %
+    assert {x.label for x in s if x.label in waiting and x.progress <= 42} == {"transcribing"}
+    assert {x.label for x in s if x.label in waiting and x.progress > 42} == {"transcribing_wait"}
 
 
 def test_llm_timer_rate_and_top() -> None:

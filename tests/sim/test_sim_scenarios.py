@@ -11,7 +11,8 @@ from probes.errors import UsageError
 from probes.sim.progress import build_schedule, plateau
 from probes.sim.scenarios import builtin_names, load_scenario
 
-REQUIRED = {"fast", "stale-32", "cold-start", "flaky", "rate-limited", "stuck", "fail-transcription", "renamed-steps"}
+REQUIRED = {"fast", "stale-32", "cold-start", "flaky", "rate-limited", "stuck", "fail-transcription", "renamed-steps",
+            "multi-instance", "stale-deploy", "slow-whisper", "throttled-db", "slow-visibility"}
 
 
 def test_builtins_present_and_valid() -> None:

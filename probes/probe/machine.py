@@ -1,0 +1,419 @@
+"""One probe as a sans-I/O state machine: events in, actions out. No sockets, no clock, no sleeping.
+
+Every rule of the probe flow lives here, so the httpx driver and the Locust
+user only execute what it asks and every rule is tested without a network:
+
+    upload      POST the fixture; 401 -> refresh the token once and repeat;
+                403 -> auth_error; 400/413/415/422 -> rejected; other -> upload_error;
+                an accepted answer must carry a safe task_id
+    polls       cadence (app or fine), 404 window, back-off, Retry-After from the
+                answer's arrival, per-request timeouts within the deadline;
+                final answers decided by `status` (completed / failed)
+    cleanup     DELETE the diary of a completed probe (retried once) when asked
+    deadline    the whole probe, upload included, ends by `timeout_s`; cleanup may
+                use CLEANUP_MARGIN_S more
+
+The driver loop, whatever its I/O:
+
+    machine = ProbeMachine(config)
+    action = machine.start()
+    while not isinstance(action, Done):
+        if isinstance(action, Send):      # wait until action.not_before_s, send with action.timeout_s
+            action = machine.receive(Answer(...) or TransportError(...))
+        elif isinstance(action, RefreshToken):
+            action = machine.receive(Refreshed(...))
+    record = machine.record(run_id=..., probe_id=..., target=..., label=...)
+
+Times are seconds since the upload request started (the driver's monotonic
+clock); every event carries the times it happened at.
+
+    start ──> UPLOAD ──accepted──> POLL ──final──> CLEANUP ──> DONE
+                │ 401                │ 401            │ 401
+                └─> REFRESH ─────────┴────────────────┘ (the same request again, once)
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from email.utils import parsedate_to_datetime
+from typing import Any, Iterable, Mapping
+
+from probes.analysis.timeline import analyse, progress_band
+from probes.probe import wire
+from probes.probe.cadence import APP_NOT_FOUND_WINDOW_S, Cadence, PollResult
+
+RECORD_SCHEMA = 1
+UPLOAD_TIMEOUT_S = 60.0   # one upload request; the deadline may cut it shorter
+POLL_TIMEOUT_S = 15.0     # one poll request
+CLEANUP_TIMEOUT_S = 10.0  # one DELETE
+CLEANUP_MARGIN_S = 5.0    # cleanup may run this far past the deadline: the probe is over, its diary is not
+MIN_REQUEST_S = 0.5       # no request is sent with less time than this left
+MAX_STATES = 64           # distinct (band, step_name, message) kept per probe; the real backend has ~10
+MAX_INSTANCES = 64        # distinct instance ids counted per probe
+LATENESS_THRESHOLDS_MS = (5, 10, 20, 50, 100)
+OUTCOMES = ("completed", "failed", "timeout", "rejected", "upload_error", "poll_error", "auth_error", "aborted",
+            "cut_off")
+
+
+# -- events: what the driver hands in ---------------------------------------------------------
+
+@dataclass(frozen=True)
+class Answer:
+    """An HTTP answer arrived whole. `headers` answers `.get(lowercase name)` (httpx.Headers or a dict)."""
+
+    start_s: float
+    end_s: float
+    status: int
+    headers: Mapping[str, str]
+    body: bytes
+    epoch_s: float | None = None  # wall-clock arrival (Unix time): only to read a Retry-After HTTP date
+
+
+@dataclass(frozen=True)
+class TransportError:
+    """No usable answer: connection refused or cut, timeout, a body over the cap, a bad encoding."""
+
+    start_s: float
+    end_s: float
+    error: str
+
+
+@dataclass(frozen=True)
+class Refreshed:
+    """The outcome of a RefreshToken action."""
+
+    at_s: float
+    ok: bool
+    error: str | None = None
+
+
+# -- actions: what the machine asks for -------------------------------------------------------
+
+@dataclass(frozen=True)
+class Send:
+    """Send this request no earlier than `not_before_s`, giving up after `timeout_s`.
+
+    `kind` is upload (a multipart POST of the fixture, built by the driver), poll or cleanup.
+    """
+
+    kind: str
+    method: str
+    path: str
+    not_before_s: float
+    timeout_s: float
+
+
+@dataclass(frozen=True)
+class RefreshToken:
+    """Get a fresh bearer token (the last one was refused), then feed back `Refreshed`."""
+
+    reason: str
+
+
+@dataclass(frozen=True)
+class Done:
+    outcome: str
+
+
+Action = Send | RefreshToken | Done
+Event = Answer | TransportError | Refreshed
+
+
+@dataclass(frozen=True)
+class MachineConfig:
+    cadence: Cadence = field(default_factory=Cadence)
+    timeout_s: float = 300.0
+    cleanup: bool = False
+    milestones: tuple[int, ...] = (20, 32, 42, 55, 58, 60, 88, 100)
+
+
+def lateness_summary(lateness: list[float]) -> dict[str, Any]:
+    """How late the polls started against the plan: the harness's own measurement quality.
+
+    `over_ms` counts polls later than each threshold, so probes add up to a run-wide share.
+    """
+    ordered = sorted(lateness)
+    pick = lambda q: round(ordered[min(len(ordered) - 1, int(q * len(ordered)))], 6)  # noqa: E731
+    return {
+        "n": len(ordered), "p50": pick(0.5), "p99": pick(0.99), "max": round(ordered[-1], 6),
+        "over_ms": {str(ms): sum(1 for x in ordered if x > ms / 1000) for ms in LATENESS_THRESHOLDS_MS},
+    }
+
+
+class ProbeMachine:
+    """The rules of one upload-poll-cleanup flow. Feed it events; it answers with the next action."""
+
+    def __init__(self, config: MachineConfig, started_at: str = "") -> None:
+        self.config = config
+        self.started_at = started_at
+        self.outcome = "aborted"
+        self.error: str | None = None
+        self.task_id: str | None = None
+        self.diary_id: str | None = None
+        self.cleanup: str | None = None
+        self.cleanup_error: str | None = None
+        self.upload_status: int | None = None
+        self.upload_s: float | None = None
+        self.first_headers: dict[str, str] | None = None  # the accepted upload's, for the fingerprint
+        # Tuples of atoms: the garbage collector stops tracking them, which keeps its passes short
+        # with hundreds of flows holding thousands of samples (lists would stay tracked).
+        self.samples: list[tuple[Any, ...]] = []
+        self.states: dict[tuple[Any, ...], None] = {}
+        self.instances: dict[str, int] = {}
+        self.lateness: list[float] = []
+        self.refreshes = 0
+        self.last_progress: int | float | None = None
+        self.last_step_name: str | None = None
+        self.end_s = 0.0
+        self._pending: Send | None = None
+        self._refreshed_for_pending = False
+        self._due = 0.0
+        self._errors_in_row = 0
+        self._cleanup_tries = 0
+        self._done: Done | None = None
+
+    # -- the driver's interface ---------------------------------------------------------------
+
+    @property
+    def done(self) -> bool:
+        return self._done is not None
+
+    def start(self) -> Action:
+        return self._send("upload", "POST", wire.UPLOAD_PATH, 0.0, UPLOAD_TIMEOUT_S)
+
+    def receive(self, event: Event) -> Action:
+        """The next action after `event` (which must answer the last action)."""
+        if self._done is not None:
+            return self._done
+        if isinstance(event, Refreshed):
+            return self._on_refreshed(event)
+        pending = self._pending
+        if pending is None:
+            raise RuntimeError("no request is pending")
+        self.end_s = max(self.end_s, event.end_s)
+        if pending.kind == "upload":
+            return self._on_upload(pending, event)
+        if pending.kind == "poll":
+            return self._on_poll(pending, event)
+        return self._on_cleanup(pending, event)
+
+    def abort(self, at_s: float, outcome: str = "aborted", error: str = "interrupted") -> None:
+        """The flow was stopped from outside (Ctrl-C, the end of a load run) before it finished."""
+        if self._done is None:
+            self.end_s = max(self.end_s, at_s)
+            self._finish(outcome, error)
+
+    # -- requests ------------------------------------------------------------------------------
+
+    def _send(self, kind: str, method: str, path: str, not_before: float, limit: float) -> Action:
+        end = self.config.timeout_s + (CLEANUP_MARGIN_S if kind == "cleanup" else 0.0)
+        room = end - not_before
+        if room < MIN_REQUEST_S:
+            return self._out_of_time(kind, not_before)
+        self._pending = Send(kind, method, path, not_before, round(min(limit, room), 6))
+        self._refreshed_for_pending = False
+        return self._pending
+
+    def _resend(self, at_s: float) -> Action:
+        """The pending request again, at once (after a token refresh)."""
+        assert self._pending is not None
+        p = self._pending
+        limit = {"upload": UPLOAD_TIMEOUT_S, "poll": POLL_TIMEOUT_S}.get(p.kind, CLEANUP_TIMEOUT_S)
+        if p.kind == "poll":
+            self._due = at_s
+        action = self._send(p.kind, p.method, p.path, max(at_s, p.not_before_s), limit)
+        self._refreshed_for_pending = True
+        return action
+
+    def _out_of_time(self, kind: str, at_s: float) -> Action:
+        if kind == "cleanup":
+            self.cleanup, self.cleanup_error = "failed", "no time left before the deadline"
+            return self._finish(self.outcome, self.error)
+        self.end_s = max(self.end_s, min(at_s, self.config.timeout_s))
+        error = f"not done after {self.config.timeout_s:g} s"
+        if kind == "poll" and self.error:
+            error += f" (last poll: {self.error})"
+        return self._finish("timeout", error)
+
+    def _finish(self, outcome: str, error: str | None) -> Done:
+        self.outcome, self.error = outcome, error
+        self._pending = None
+        self._done = Done(outcome)
+        return self._done
+
+    # -- token refresh -------------------------------------------------------------------------
+
+    def _unauthorized(self, event: Answer, what: str) -> Action | None:
+        """A 401: refresh once and repeat; None when it was already repeated (the caller gives up)."""
+        if event.status != 401 or self._refreshed_for_pending:
+            return None
+        return RefreshToken(f"HTTP 401 on {what}")
+
+    def _on_refreshed(self, event: Refreshed) -> Action:
+        self.end_s = max(self.end_s, event.at_s)
+        if not event.ok:
+            return self._auth_failed(f"token refresh failed: {wire.one_line(event.error or 'no reason given')}")
+        self.refreshes += 1
+        return self._resend(event.at_s)
+
+    def _auth_failed(self, error: str) -> Action:
+        if self._pending is not None and self._pending.kind == "cleanup":
+            self.cleanup, self.cleanup_error = "failed", error
+            return self._finish(self.outcome, self.error)
+        return self._finish("auth_error", error)
+
+    # -- upload --------------------------------------------------------------------------------
+
+    def _on_upload(self, pending: Send, event: Answer | TransportError) -> Action:
+        self.upload_s = round(event.end_s, 6)
+        if isinstance(event, TransportError):
+            return self._finish("upload_error", wire.one_line(event.error))
+        self.upload_status = event.status
+        if (refresh := self._unauthorized(event, "upload")) is not None:
+            return refresh
+        answer = wire.parse_upload(event.status, event.body)
+        if answer.outcome is not None:
+            return self._finish(answer.outcome, answer.error)
+        self.first_headers = wire.safe_headers(event.headers)
+        self.task_id = answer.task_id
+        self._due = event.end_s
+        return self._send("poll", "GET", wire.progress_path(answer.task_id), event.end_s, POLL_TIMEOUT_S)
+
+    # -- polls ---------------------------------------------------------------------------------
+
+    def _on_poll(self, pending: Send, event: Answer | TransportError) -> Action:
+        start, latency = event.start_s, max(0.0, event.end_s - event.start_s)
+        self.lateness.append(max(0.0, start - pending.not_before_s))
+        if isinstance(event, TransportError):
+            self.error = wire.one_line(event.error)
+            self.samples.append((round(start, 6), None, None, None, None, None, round(latency, 6)))
+            return self._next_poll(PollResult.ERROR, None, event)
+        answer = wire.parse_progress(event.status, event.body)
+        self.samples.append((round(start, 6), event.status, answer.progress, answer.step, answer.step_name,
+                             answer.status, round(latency, 6)))
+        instance = wire.instance_of(event.headers.get)
+        if instance and (instance in self.instances or len(self.instances) < MAX_INSTANCES):
+            self.instances[instance] = self.instances.get(instance, 0) + 1
+        if (refresh := self._unauthorized(event, "progress")) is not None:
+            return refresh
+        if event.status in wire.AUTH_STATUSES:
+            return self._finish("auth_error", f"HTTP {event.status} on progress")
+        if event.status == 200 and answer.status in wire.TERMINAL_STATUSES:
+            self._note_state(answer)
+            if answer.status == "failed":
+                return self._finish("failed", answer.error or "failed without an error code")
+            self.diary_id = answer.diary_id
+            self.outcome, self.error = "completed", None
+            return self._start_cleanup(event.end_s)
+        if event.status == 200 and answer.progress is not None:
+            self._note_state(answer)
+            return self._next_poll(PollResult.OK, None, event)
+        if event.status == 404:
+            return self._next_poll(PollResult.NOT_FOUND, None, event)
+        if event.status == 429:
+            self.error = "HTTP 429"
+            retry = wire.retry_after_s(event.headers.get("retry-after"), _epoch_hint(event))
+            return self._next_poll(PollResult.RATE_LIMITED, retry, event)
+        self.error = f"HTTP {event.status}" if event.status != 200 else "answer without a progress value"
+        return self._next_poll(PollResult.ERROR, None, event)
+
+    def _note_state(self, answer: wire.ProgressAnswer) -> None:
+        self.last_progress, self.last_step_name = answer.progress, answer.step_name
+        if answer.progress is None:
+            return
+        state = (progress_band(answer.progress), answer.step_name, answer.message)
+        if state not in self.states and len(self.states) < MAX_STATES:
+            self.states[state] = None
+
+    def _next_poll(self, result: PollResult, retry_after: float | None, event: Answer | TransportError) -> Action:
+        cadence = self.config.cadence
+        if result is PollResult.NOT_FOUND and cadence.gives_up_on_late_404 and event.start_s >= APP_NOT_FOUND_WINDOW_S:
+            return self._finish("poll_error", f"task not found after {APP_NOT_FOUND_WINDOW_S:g} s")
+        self._errors_in_row = 0 if result is PollResult.OK else self._errors_in_row + 1
+        due = max(cadence.next_due(self._due, result, self._errors_in_row, retry_after, answered_s=event.end_s),
+                  event.end_s)
+        deadline = self.config.timeout_s
+        if due >= deadline:
+            if result is PollResult.RATE_LIMITED and retry_after is not None:
+                # Capped at the deadline: wait no longer than the probe may live, and say why it ended.
+                self.end_s = max(self.end_s, deadline)
+                return self._finish("timeout", f"rate limited: Retry-After {retry_after:g} s reaches past the "
+                                               f"{deadline:g} s deadline")
+            return self._out_of_time("poll", due)
+        self._due = due
+        return self._send("poll", "GET", self._pending.path if self._pending else "", due, POLL_TIMEOUT_S)
+
+    # -- cleanup -------------------------------------------------------------------------------
+
+    def _start_cleanup(self, at_s: float) -> Action:
+        if not self.config.cleanup:
+            return self._finish("completed", None)
+        diary_id = wire.safe_id(self.diary_id)
+        if diary_id is None:
+            self.cleanup = "failed"
+            self.cleanup_error = "no diary id" if self.diary_id is None else "diary id is not a safe id"
+            return self._finish("completed", None)
+        self._cleanup_tries = 1
+        return self._send("cleanup", "DELETE", wire.diary_path(diary_id), at_s, CLEANUP_TIMEOUT_S)
+
+    def _on_cleanup(self, pending: Send, event: Answer | TransportError) -> Action:
+        if isinstance(event, Answer):
+            if 200 <= event.status < 300:
+                self.cleanup, self.cleanup_error = "deleted", None
+                return self._finish("completed", None)
+            if (refresh := self._unauthorized(event, "cleanup")) is not None:
+                return refresh
+            self.cleanup_error = f"HTTP {event.status}"
+        else:
+            self.cleanup_error = wire.one_line(event.error)
+        if self._cleanup_tries < 2:
+            self._cleanup_tries += 1
+            return self._send("cleanup", "DELETE", pending.path, event.end_s, CLEANUP_TIMEOUT_S)
+        self.cleanup = "failed"
+        return self._finish("completed", None)
+
+    # -- the record ----------------------------------------------------------------------------
+
+    def record(self, *, run_id: str, probe_id: str, target: str, label: str) -> dict[str, Any]:
+        """The probes.jsonl line (docs/run-format.md)."""
+        timeline = analyse(self.samples, self.config.milestones)
+        record: dict[str, Any] = {
+            "schema": RECORD_SCHEMA, "run_id": run_id, "probe_id": probe_id, "target": target, "label": label,
+            "started_at": self.started_at, "outcome": self.outcome,
+            "error": self.error if self.outcome != "completed" else None,
+            "task_id": self.task_id, "diary_id": self.diary_id, "cleanup": self.cleanup,
+            "cleanup_error": self.cleanup_error, "refreshes": self.refreshes,
+            "upload_status": self.upload_status, "upload_s": self.upload_s,
+        }
+        record.update(timeline.to_record())
+        if not self.samples:
+            record["end_s"] = round(self.end_s, 6)
+        record["lateness"] = lateness_summary(self.lateness) if self.lateness else None
+        record["instances"] = self.instances
+        record["states"] = [list(s) for s in self.states]
+        record["samples"] = [list(row) for row in self.samples]
+        return record
+
+
+def _epoch_hint(event: Answer) -> float | None:
+    """Now as a Unix time, for a Retry-After given as an HTTP date: the driver's, else the answer's Date."""
+    if event.epoch_s is not None:
+        return event.epoch_s
+    date = event.headers.get("date")
+    if not date or len(date) > 64:
+        return None
+    try:
+        return parsedate_to_datetime(date).timestamp()
+    except (TypeError, ValueError, OverflowError, IndexError):
+        return None
+
+
+def run_script(config: MachineConfig, answers: Iterable[Answer | TransportError | Refreshed]) -> ProbeMachine:
+    """Drive a machine with ready-made events (tests, and the scripted-backend table's first runner)."""
+    machine = ProbeMachine(config)
+    action: Action = machine.start()
+    for event in answers:
+        if isinstance(action, Done):
+            break
+        action = machine.receive(event)
+    return machine

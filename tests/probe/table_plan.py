@@ -1,0 +1,29 @@
+"""What the three runners of the scripted table share: the plan and a token source (no Locust here)."""
+
+from __future__ import annotations
+
+from probes.probe.cadence import Cadence
+from probes.probe.machine import MachineConfig
+from probes.probe.plan import ProbePlan
+
+FIXTURE = {"name": "recording.m4a", "content_type": "audio/m4a", "form_duration": 5}
+AUDIO = b"\0" * 2000
+
+
+class CountingTokens:
+    """A token source whose every refresh is a new token: token-1, token-2, ..."""
+
+    def __init__(self) -> None:
+        self.n = 1
+
+    def current(self) -> str:
+        return f"token-{self.n}"
+
+    def refresh(self, stale: str | None) -> str:
+        self.n += 1
+        return self.current()
+
+
+def plan(cadence: str, interval: float, timeout: float, cleanup: bool) -> ProbePlan:
+    config = MachineConfig(cadence=Cadence(cadence, interval), timeout_s=timeout, cleanup=cleanup)
+    return ProbePlan(run_id="table", target="scripted", label="table", fixture=FIXTURE, audio=AUDIO, config=config)

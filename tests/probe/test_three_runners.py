@@ -1,0 +1,148 @@
+"""One table of scripted backends, three runners: the machine alone, the httpx driver, the Locust user.
+
+Each script (tests/servers/scripts.py) answers by request index, so every runner
+sees the same answers whatever its timing. The machine alone runs on a virtual
+clock where every request takes LATENCY_S; the httpx driver and the Locust user
+run over real loopback HTTP against a server playing the script. Their records
+must agree field by field; times within TOLERANCE_S (one fine-cadence interval
+plus scheduling noise on a busy 2-core machine).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import os
+import subprocess
+import sys
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from probes.probe import wire
+from probes.probe.driver import HttpSide, Probe
+from probes.probe.machine import Answer, Done, ProbeMachine, Refreshed, RefreshToken, Send, TransportError
+from tests.probe.table_plan import CountingTokens, plan
+from tests.servers import SCRIPTS, scripted_server
+from tests.servers.scripted import Recorded, ScriptedServer, _encode, _fill
+
+ROOT = Path(__file__).resolve().parents[2]
+LATENCY_S = 0.002
+TOLERANCE_S = 0.12
+CASES = {  # script: (cadence, interval, timeout_s, cleanup)
+    "healthy": ("fine", 0.05, 10.0, True),
+    "404-then-ok": ("app", 0.0, 10.0, False),
+    "429-retry-after": ("fine", 0.05, 10.0, False),
+    "5xx-burst": ("fine", 0.05, 10.0, False),
+    "stuck": ("fine", 0.05, 1.5, False),
+    "failed": ("fine", 0.05, 10.0, False),
+    "auth-expiry": ("fine", 0.05, 10.0, False),
+    "cut-off": ("fine", 0.05, 10.0, False),
+}
+EXACT = ("outcome", "error", "task_id", "diary_id", "cleanup", "cleanup_error", "refreshes", "upload_status",
+         "poll_count", "poll_errors", "regressions", "states", "instances")
+TIMED = ("total_s", "end_s", "transcription_s")
+
+
+def run_machine_alone(script: str, cadence: str, interval: float, timeout: float, cleanup: bool) -> dict:
+    """The machine on a virtual clock, answered by the script's own step logic (no sockets)."""
+    server = ScriptedServer(SCRIPTS[script])
+    tokens = CountingTokens()
+    machine = ProbeMachine(plan(cadence, interval or 0.05, timeout, cleanup).config)
+    now, token, action = 0.0, tokens.current(), machine.start()
+    while not isinstance(action, Done):
+        if isinstance(action, RefreshToken):
+            token = tokens.refresh(token)
+            action = machine.receive(Refreshed(now, True))
+            continue
+        assert isinstance(action, Send)
+        now = max(now, action.not_before_s)
+        action = machine.receive(_virtual_answer(server, action, token, now))
+        now += LATENCY_S
+    return machine.record(run_id="table", probe_id="0001", target="scripted", label="table")
+
+
+def _virtual_answer(server: ScriptedServer, send: Send, token: str, now: float) -> Answer | TransportError:
+    headers = [("Authorization", f"Bearer {token}")]
+    recorded = Recorded(0, send.method, send.path, send.path, headers, b"", 0, now)
+    step = server._pick(recorded)
+    assert step is not None, send
+    subs = server._substitutions(recorded)
+    end = now + LATENCY_S + step.delay_s
+    if step.mode != "normal":
+        return TransportError(now, end, f"scripted {step.mode}")
+    raw = step.body(recorded) if callable(step.body) else step.body
+    body = _encode(_fill(raw, subs) if isinstance(raw, (dict, list, str)) else raw)
+    answer_headers = {k.lower(): str(_fill(v, subs)) for k, v in step.headers.items()}
+    return Answer(now, end, step.status, answer_headers, body)
+
+
+def run_httpx(base_url: str, cadence: str, interval: float, timeout: float, cleanup: bool) -> dict:
+    async def go() -> dict:
+        async with HttpSide(base_url, 1, wire.request_headers(), CountingTokens()) as http:
+            return await Probe(http, plan(cadence, interval or 0.05, timeout, cleanup), "0001").run()
+
+    return asyncio.run(go())
+
+
+def run_locust(base_url: str, cadence: str, interval: float, timeout: float, cleanup: bool) -> dict:
+    cmd = [sys.executable, "-m", "tests.probe.locust_flow", base_url, "--cadence", cadence, "--interval",
+           str(interval or 0.05), "--timeout", str(timeout)] + (["--cleanup"] if cleanup else [])
+    env = {**os.environ, "PYTHONPATH": str(ROOT)}
+    proc = subprocess.run(cmd, cwd=ROOT, env=env, capture_output=True, text=True, timeout=60)
+    assert proc.returncode == 0, proc.stderr[-2000:]
+    return json.loads(proc.stdout.strip().splitlines()[-1])
+
+
+def comparable(record: dict[str, Any]) -> dict[str, Any]:
+    """The fields that must agree exactly, with the samples' answer columns (not their times)."""
+    out = {k: record[k] for k in EXACT}
+    out["answers"] = [row[1:6] for row in record["samples"]]
+    out["milestones"] = sorted(record["milestones"])
+    out["dwell"] = sorted(record["dwell"])
+    out["stall_at"] = (record["longest_stall"] or {}).get("progress")
+    return out
+
+
+def assert_times_agree(a: dict[str, Any], b: dict[str, Any], who: str) -> None:
+    for key in TIMED:
+        if a[key] is None or b[key] is None:
+            assert a[key] is b[key] is None, (who, key, a[key], b[key])
+        else:
+            assert abs(a[key] - b[key]) <= TOLERANCE_S, (who, key, a[key], b[key])
+    for m, ms in a["milestones"].items():
+        assert abs(ms["t_s"] - b["milestones"][m]["t_s"]) <= TOLERANCE_S, (who, m, ms, b["milestones"][m])
+    for m, d in a["dwell"].items():
+        assert abs(d - b["dwell"][m]) <= TOLERANCE_S, (who, "dwell", m, d, b["dwell"][m])
+    for x, y in zip(a["samples"], b["samples"]):
+        assert abs(x[0] - y[0]) <= TOLERANCE_S, (who, "sample time", x, y)
+
+
+@pytest.mark.parametrize("script", list(CASES))
+def test_three_runners_agree(script: str) -> None:
+    cadence, interval, timeout, cleanup = CASES[script]
+    alone = run_machine_alone(script, cadence, interval, timeout, cleanup)
+    with scripted_server(SCRIPTS[script]) as base:
+        over_httpx = run_httpx(base, cadence, interval, timeout, cleanup)
+        httpx_tokens = [r.token for r in base.of("poll")]
+    with scripted_server(SCRIPTS[script]) as base:
+        under_locust = run_locust(base, cadence, interval, timeout, cleanup)
+        locust_tokens = [r.token for r in base.of("poll")]
+    expected = comparable(alone)
+    assert comparable(over_httpx) == expected
+    assert comparable(under_locust) == expected
+    assert httpx_tokens == locust_tokens
+    assert_times_agree(alone, over_httpx, "httpx")
+    assert_times_agree(alone, under_locust, "locust")
+
+
+def test_the_table_covers_what_each_script_is_for() -> None:
+    """The scripts end where they should: the table would pass vacuously if every runner failed alike."""
+    outcomes = {s: run_machine_alone(s, *CASES[s])["outcome"] for s in CASES}
+    assert outcomes == {"healthy": "completed", "404-then-ok": "completed", "429-retry-after": "completed",
+                        "5xx-burst": "completed", "stuck": "timeout", "failed": "failed",
+                        "auth-expiry": "completed", "cut-off": "completed"}
+    healthy = run_machine_alone("healthy", *CASES["healthy"])
+    assert healthy["cleanup"] == "deleted"
+    assert run_machine_alone("auth-expiry", *CASES["auth-expiry"])["refreshes"] == 1
