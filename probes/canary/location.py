@@ -2,7 +2,11 @@
 
     parse_history_url(None)                              -> SQLite at reports/history.sqlite
     parse_history_url("sqlite:///var/lib/probes/h.sqlite") -> SQLite at var/lib/probes/h.sqlite
-    parse_history_url("postgresql://probes:pw@db:5432/probes") -> PostgreSQL, shown as ...probes:***@db...
+    parse_history_url("postgresql://probes:pw@db:5432/probes") -> PostgreSQL, shown as ...probes:[redacted]@db...
+
+Redaction keeps the user name (which account a failing canary used is worth
+seeing) and uses probes.redact's marker and, for any other text such as a
+driver's error message, its shape rules (JWTs, keys, URL userinfo) as well.
 """
 
 from __future__ import annotations
@@ -13,19 +17,21 @@ from pathlib import Path
 from urllib.parse import unquote, urlsplit
 
 from probes.errors import UsageError
+from probes.redact import REDACTED, redact_text
 
 DEFAULT_PATH = Path("reports/history.sqlite")
 URL_HELP = "a path, sqlite:///PATH or postgresql://user:pass@host:port/db"
 
 
 def redact_url(url: str) -> str:
-    """The URL with any password replaced by ***; safe to print.
+    """The URL with any password replaced by [redacted]; safe to print.
 
     >>> redact_url("postgresql://probes:s3cr%40t@db:5432/h?sslmode=require&password=x")
-    'postgresql://probes:***@db:5432/h?sslmode=require&password=***'
+    'postgresql://probes:[redacted]@db:5432/h?sslmode=require&password=[redacted]'
     """
-    text = re.sub(r"(://[^/@:]*:)[^/]*@", r"\1***@", url)  # greedy: an unencoded @ in a password is hidden too
-    return re.sub(r"(?i)(password=)[^&\s]*", r"\1***", text)
+    # greedy: an unencoded @ in a password is hidden too
+    text = re.sub(r"(://[^/@:]*:)[^/]*@", lambda m: f"{m.group(1)}{REDACTED}@", url)
+    return re.sub(r"(?i)(password=)[^&\s]*", lambda m: f"{m.group(1)}{REDACTED}", text)
 
 
 def _secrets_of(url: str) -> list[str]:
@@ -41,9 +47,7 @@ def scrub(message: str, url: str) -> str:
     """The first line of a driver's error message, without the URL's password."""
     lines = [ln.strip() for ln in str(message).splitlines() if ln.strip()]
     text = lines[0] if lines else "unknown error"
-    for secret in _secrets_of(url):
-        text = text.replace(secret, "***")
-    return redact_url(text)
+    return redact_text(redact_url(text), _secrets_of(url))
 
 
 @dataclass(frozen=True)

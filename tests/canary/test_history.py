@@ -29,7 +29,7 @@ def test_history_urls() -> None:
     assert parse_history_url("sqlite:////var/lib/h.sqlite").path == Path("/var/lib/h.sqlite")
     assert parse_history_url("/tmp/h.sqlite").path == Path("/tmp/h.sqlite")
     pg = parse_history_url("postgresql://probes:pa%40ss@db:5432/probes")
-    assert pg.kind == "postgresql" and pg.display == "postgresql://probes:***@db:5432/probes"
+    assert pg.kind == "postgresql" and pg.display == "postgresql://probes:[redacted]@db:5432/probes"
     assert "pa%40ss" not in repr(pg)
     assert parse_history_url("postgres://u@db/h").kind == "postgresql"
 
@@ -37,7 +37,7 @@ def test_history_urls() -> None:
 @pytest.mark.parametrize("url, message", [
     ("mysql://u:hunter2@db/h", "unknown scheme 'mysql'"),
     ("sqlite://host/h.sqlite", "three slashes"),
-    ("postgresql://u:hunter2@db:99999/h", "--history postgresql://u:***@db:99999/h"),
+    ("postgresql://u:hunter2@db:99999/h", "--history postgresql://u:[redacted]@db:99999/h"),
     ("postgresql://u:hunter2@db:5432", "name the database"),
 ])
 def test_bad_urls_are_one_line_without_the_password(url: str, message: str) -> None:
@@ -47,15 +47,15 @@ def test_bad_urls_are_one_line_without_the_password(url: str, message: str) -> N
 
 
 def test_redaction_covers_unencoded_at_and_query_passwords() -> None:
-    assert redact_url("postgresql://u:p@ss@h/d") == "postgresql://u:***@h/d"
-    assert redact_url("postgresql://h/d?user=u&password=hunter2") == "postgresql://h/d?user=u&password=***"
+    assert redact_url("postgresql://u:p@ss@h/d") == "postgresql://u:[redacted]@h/d"
+    assert redact_url("postgresql://h/d?user=u&password=hunter2") == "postgresql://h/d?user=u&password=[redacted]"
 
 
 def test_unreachable_postgresql_is_a_usage_error_without_the_password() -> None:
     with pytest.raises(UsageError) as err:
         open_history(f"postgresql://probes:hunter2@127.0.0.1:{free_port()}/h")
     text = str(err.value)
-    assert text.startswith("history postgresql://probes:***@127.0.0.1:") and "cannot connect" in text
+    assert text.startswith("history postgresql://probes:[redacted]@127.0.0.1:") and "cannot connect" in text
     assert "hunter2" not in text and "\n" not in text
 
 

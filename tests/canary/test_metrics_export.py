@@ -99,7 +99,7 @@ def test_failed_push_is_a_warning_without_the_password(capsys) -> None:
     url = f"http://user:hunter2@127.0.0.1:{free_port()}"
     assert metrics.push(url, metrics.build_registry(row()), "prod", timeout_s=2) is False
     err = capsys.readouterr().err
-    assert "push to the Pushgateway http://user:***@127.0.0.1" in err and "hunter2" not in err
+    assert "push to the Pushgateway http://user:[redacted]@127.0.0.1" in err and "hunter2" not in err
     assert err.count("\n") == 1
     with pytest.raises(UsageError, match="must be an http"):
         metrics.check_gateway_url("127.0.0.1:9091")
