@@ -155,19 +155,20 @@ def prune(store: HistoryStore, target: str, keep_s: float, runs_dir: Path, keep_
           now: float) -> list[str]:
     """Delete the target's run directories older than keep_s; their history rows stay.
 
-    Only directories the history recorded, under `runs_dir`, named by their run_id and holding a
-    run.json are removed: a path in the database never makes this delete anything else.
+    Only directories the history recorded under `runs_dir`, named by their run_id and holding a
+    run.json are removed: a path in the database never makes this delete anything else. A
+    directory already gone (an ephemeral runner's) is marked pruned too, so it is not asked again.
     """
     root = runs_dir.resolve()
     pruned, gone = [], []
-    for run_id, run_dir in store.prunable_runs(target, now - keep_s):
-        if run_id == keep_run_id:
-            continue
+    for run_id, run_dir in store.prunable_runs(target, now - keep_s, str(root)):
         path = Path(run_dir)
+        if run_id == keep_run_id or path.name != run_id or path.parent != root:
+            continue
         if not path.exists():
             gone.append(run_id)
             continue
-        if path.name != run_id or path.resolve().parent != root or not (path / "run.json").is_file():
+        if not (path / "run.json").is_file() or path.is_symlink():
             continue
         shutil.rmtree(path, ignore_errors=True)
         if not path.exists():

@@ -32,6 +32,8 @@ from probes.canary.summary import METRICS, ProbeRow, RunSummary, summarise_run
 from probes.errors import ProbesError, UsageError
 
 CONNECT_TIMEOUT_S = 10  # a database that does not answer within 10 s will not answer a canary either
+# A canary prunes at most this many run directories; a first `--keep` on a long history catches up over runs.
+PRUNE_BATCH = 1000
 # A second writer (`history import` beside a running canary) waits this long for SQLite's write lock.
 SQLITE_BUSY_TIMEOUT_S = 30.0
 # What `probes trend` reads for every run in its window; the covering index of migration 3 holds exactly these.
@@ -405,10 +407,14 @@ class HistoryStore:
     # -- pruning run directories
 
     @_guarded
-    def prunable_runs(self, target: str, before_ts: float) -> list[tuple[str, str]]:
-        """(run_id, run_dir) of the target's recorded runs started before before_ts whose directory is kept."""
+    def prunable_runs(self, target: str, before_ts: float, under: str, limit: int = PRUNE_BATCH
+                      ) -> list[tuple[str, str]]:
+        """(run_id, run_dir) of the target's runs started before before_ts, recorded with a directory
+        under `under` (this machine's runs directory) that no canary has pruned yet; oldest first."""
+        prefix = under.rstrip("/") + "/"
         cur = self._execute("SELECT run_id, run_dir FROM runs WHERE target = ? AND started_ts < ? "
-                            "AND run_dir IS NOT NULL AND pruned_at IS NULL ORDER BY started_ts", (target, before_ts))
+                            "AND run_dir IS NOT NULL AND pruned_at IS NULL AND substr(run_dir, 1, ?) = ? "
+                            "ORDER BY started_ts LIMIT ?", (target, before_ts, len(prefix), prefix, int(limit)))
         return [(r[0], r[1]) for r in cur.fetchall()]
 
     @_guarded

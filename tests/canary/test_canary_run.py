@@ -10,6 +10,7 @@ same alert path is also driven without SLOs, by a target that goes down and come
 from __future__ import annotations
 
 import json
+import shutil
 import subprocess
 import sys
 from pathlib import Path
@@ -129,8 +130,11 @@ def test_jitter_keep_and_a_broken_webhook(sim, fixtures_dir, tmp_path, webhook, 
                         started_at="2025-01-01T00:00:00Z")  # never recorded: not ours to delete
     elsewhere = write_run(tmp_path / "elsewhere", "20250101T000000Z-svc-canary-0003", target="svc",
                           started_at="2025-01-01T00:00:00Z")
+    vanished = write_run(canary.out, "20250101T000000Z-svc-canary-0004", target="svc",
+                         started_at="2025-01-01T00:00:00Z")
     with open_history(history) as store:
-        store.import_runs([old, elsewhere])
+        store.import_runs([old, elsewhere, vanished])
+    shutil.rmtree(vanished)  # an ephemeral runner's directory: gone before anyone pruned it
     slept: list[float] = []
     webhook.statuses = [404]
     result = canary(f"http://127.0.0.1:{free_port()}", jitter_s=10.0, sleep=slept.append, rand=lambda: 0.25,
@@ -144,7 +148,8 @@ def test_jitter_keep_and_a_broken_webhook(sim, fixtures_dir, tmp_path, webhook, 
     assert foreign.exists() and elsewhere.exists() and result.row.run_dir and Path(result.row.run_dir).exists()
     with open_history(history) as store:
         assert store.run(old.name)["pruned_at"] is not None and store.run(old.name)["total_s_p50"] == 10.0
-        assert store.run(elsewhere.name)["pruned_at"] is None
+        assert store.run(elsewhere.name)["pruned_at"] is None  # not under this canary's runs directory
+        assert store.run(vanished.name)["pruned_at"] is not None  # not asked about again
 
 
 def test_exit_codes_from_the_run() -> None:
