@@ -111,7 +111,7 @@ def _num(value: Any) -> str:
     return f"{value:.2f}" if isinstance(value, float) else str(value)
 
 
-def _unreached_row(target: str, label: str, error: str) -> RunSummary:
+def _unreached_row(target: str, label: str) -> RunSummary:
     """A history row for a run that ended before any probe (the target refused us up front)."""
     moment = datetime.now(timezone.utc)
     return RunSummary(
@@ -123,15 +123,15 @@ def _unreached_row(target: str, label: str, error: str) -> RunSummary:
     )
 
 
-def _alert(store: HistoryStore, row: RunSummary, webhook: str | None, alert_after: int, resolve_after: int
-           ) -> tuple[alerts.AlertState, alerts.Event | None, bool | None]:
+def _alert(store: HistoryStore, row: RunSummary, webhook: str | None, alert_after: int, resolve_after: int,
+           why: list[str] | None = None) -> tuple[alerts.AlertState, alerts.Event | None, bool | None]:
     state, event = store.evaluate_alert(row.target, row.run_id, row.ok, alert_after, resolve_after)
     notified = None
     if event:
         print(f"canary {row.target}: alert {event} ({state.failing} failing / {state.passing} passing in a row)",
               file=sys.stderr)
         if webhook:
-            text = alerts.alert_text(event, row.target, state, row.run_id, reasons(row))
+            text = alerts.alert_text(event, row.target, state, row.run_id, (why or []) + reasons(row))
             payload = {"probes": {"event": event, "target": row.target, "run_id": row.run_id, "ok": row.ok,
                                   "failing": state.failing, "passing": state.passing}}
             notified = alerts.notify(webhook, text, payload)
@@ -186,8 +186,13 @@ def run_canary(
     out: Path = defaults.RUNS_DIR, targets_file: Path = defaults.TARGETS_FILE,
     fixtures_dir: Path = defaults.FIXTURES_DIR, sleep: Callable[[float], None] = time.sleep,
     rand: Callable[[], float] = random.random, clock: Callable[[], float] = time.time,
+    probe_runner: Callable[..., Any] | None = None,
 ) -> CanaryResult:
-    """One canary run of `target`; see the module docstring for the order of things and the exit codes."""
+    """One canary run of `target`; see the module docstring for the order of things and the exit codes.
+
+    `probe_runner` is `probes.probe.run.run_probes` unless given (a test's seam); it is imported only
+    once the lock is held, so a refused canary never pays for the probe engine's imports.
+    """
     validate(n=n, alert_after=alert_after, resolve_after=resolve_after, jitter_s=jitter_s, keep_s=keep_s,
              webhook=webhook, pushgateway=pushgateway, textfile=textfile)
     with open_history(history) as store:  # a wrong --history fails before the jitter and before any probe
@@ -196,16 +201,17 @@ def run_canary(
             print(f"canary {target}: jitter: starting in {delay:.1f} s", file=sys.stderr, flush=True)
             sleep(delay)
         with canary_lock(store.location, target):
-            from probes.probe.run import run_probes
+            if probe_runner is None:
+                from probes.probe.run import run_probes as probe_runner
 
             try:
-                result = run_probes(target=target, n=n, concurrency=concurrency, label=label, cadence=cadence,
+                result = probe_runner(target=target, n=n, concurrency=concurrency, label=label, cadence=cadence,
                                     interval=interval, timeout_s=timeout_s, out=out, targets_file=targets_file,
                                     fixtures_dir=fixtures_dir, quiet=True)
             except UnreachableError as exc:
-                row = store.record_summary(_unreached_row(target, label, str(exc)))
+                row = store.record_summary(_unreached_row(target, label))
                 print(f"canary {target}: unreachable: {exc}", file=sys.stderr)
-                state, event, notified = _alert(store, row, webhook, alert_after, resolve_after)
+                state, event, notified = _alert(store, row, webhook, alert_after, resolve_after, [str(exc)])
                 _export(row, state, pushgateway, textfile)
                 return CanaryResult(EXIT_UNREACHABLE, row, state, event, notified)
             row = store.record_run(result.run_dir, exit_code=result.code)

@@ -178,3 +178,21 @@ def test_bad_values_exit_2_with_one_line(args: list[str], message: str, tmp_path
     assert proc.stderr.count("\n") == 1 and message in proc.stderr, proc.stderr
     assert "hunter2" not in proc.stderr and "secret-token" not in proc.stderr
     assert not (tmp_path / "runs").exists() and not (tmp_path / "reports").exists()
+
+
+def test_a_target_refusing_before_any_probe_is_a_failing_run(tmp_path, fixtures_dir, webhook) -> None:
+    """A token that cannot be had (AuthError, exit 3) ends the run before any probe: still a history row,
+    still a failing run for the alert, with the reason in the notification."""
+    from probes.probe.auth import AuthError
+
+    def refused(**kwargs):
+        raise AuthError("token_command get-token exited 1")
+
+    history = str(tmp_path / "history.sqlite")
+    canary = Canary(tmp_path, fixtures_dir, history, webhook=webhook.url, alert_after=1, probe_runner=refused)
+    result = canary("http://127.0.0.1:9")
+    assert result.code == 3 and result.event == "fired" and result.notified is True
+    assert result.row.n == 0 and not result.row.ok and result.row.run_dir is None
+    assert "token_command get-token exited 1" in webhook.received[0]["json"]["text"]
+    with open_history(history) as store:
+        assert store.run(result.row.run_id)["exit_code"] == 3 and store.alert_state("svc").firing
