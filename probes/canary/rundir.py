@@ -9,7 +9,6 @@ from typing import Any
 from probes.errors import UsageError
 
 
-
 def read_run_json(run_dir: Path) -> dict[str, Any]:
     path = run_dir / "run.json"
     try:

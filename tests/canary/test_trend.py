@@ -11,7 +11,7 @@ import numpy as np
 
 from probes.canary.history import open_history
 from probes.report.trend import LAST_RUNS, build_trend, deploy_marks
-from tests.canary.conftest import SIGNATURE, probe_record, write_run
+from tests.canary.conftest import probe_record, write_run
 
 ROOT = Path(__file__).resolve().parents[2]
 T0 = 1795683600.0  # 2026-11-26T09:00:00Z
