@@ -240,3 +240,22 @@ def test_bulk_record_summaries(history_url: str) -> None:
         assert store.record_summaries((summary(i) for i in range(5)), batch=2) == 5
         assert store.count_runs("prod") == 5 and store.run("bulk-4")["total_s_p50"] == 4.0
         assert len(store.probes("bulk-3")) == 1
+
+
+def test_cli_history_import(tmp_path: Path) -> None:
+    import subprocess
+    import sys
+
+    root = Path(__file__).resolve().parents[2]
+    runs = [write_run(tmp_path / "runs", f"r{i}", started_at=f"2026-11-26T0{i}:00:00Z") for i in range(2)]
+    history = tmp_path / "h.sqlite"
+    cmd = [sys.executable, "-m", "probes", "history", "import", *map(str, runs), "--history", str(history)]
+    ok = subprocess.run(cmd, capture_output=True, text=True, timeout=60, cwd=root)
+    assert ok.returncode == 0, ok.stderr
+    assert ok.stdout.strip() == f"imported 2 run(s) into {history}"
+    bad = subprocess.run([*cmd, str(tmp_path)], capture_output=True, text=True, timeout=60, cwd=root)
+    assert bad.returncode == 2 and "skipped 1" in bad.stdout
+    assert f"probes: skipped {tmp_path}: {tmp_path}: not a run directory (no run.json)" in bad.stderr
+    assert bad.stderr.strip().splitlines()[-1] == "probes: error: 1 of 3 directories were not run directories"
+    with open_history(str(history)) as store:
+        assert store.count_runs() == 2
