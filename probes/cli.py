@@ -7,6 +7,7 @@ and its exit code; no traceback reaches the user.
 
 from __future__ import annotations
 
+import math
 import sys
 from pathlib import Path
 from typing import Annotated, Optional
@@ -34,7 +35,13 @@ def _csv_floats(text: str) -> list[float]:
 
 
 def _csv_ints(text: str) -> list[int]:
-    return [int(x) for x in _csv_floats(text)]
+    """Whole numbers only: `nan`, `inf` or `32.5` are a one-line error, not a traceback."""
+    out = []
+    for x in _csv_floats(text):
+        if not math.isfinite(x) or x != int(x):
+            raise UsageError(f"expected comma-separated whole numbers, got {text!r}")
+        out.append(int(x))
+    return out
 
 
 @app.command()
@@ -99,14 +106,26 @@ def run(
     targets_file: Annotated[Path, typer.Option("--targets", help="targets.toml to read.")] = defaults.TARGETS_FILE,
     fixtures_dir: Annotated[Path, typer.Option("--fixtures", help="Directory holding manifest.json.")] = defaults.FIXTURES_DIR,
     quiet: Annotated[bool, typer.Option("--quiet", "-q", help="No live progress bars.")] = False,
+    slo: Annotated[Optional[Path], typer.Option(
+        "--slo", help="TOML file with an [slo] table to judge the run by (instead of the target's).")] = None,
+    no_slo: Annotated[bool, typer.Option("--no-slo", help="Do not judge the run by SLOs.")] = False,
+    baseline: Annotated[Optional[str], typer.Option(
+        help="Compare with this run afterwards: a run directory or latest:LABEL (the newest run of the target "
+             "with that label in --out); exit 1 on a regression.")] = None,
 ) -> None:
-    """Probe a target: upload, poll like the app, write a run directory and print its path."""
+    """Probe a target: upload, poll like the app, write a run directory and print its path.
+
+    Exit 0 when every SLO holds (defaults: total p90 <= 15 s, held at 32 % p90 <= 3 s, transcription
+    p90 <= 8 s, every probe completed), 1 when one is broken or the baseline comparison finds a
+    regression, 2 bad usage, 3 the target could not be reached or authenticated, 130 interrupted.
+    """
     from probes.probe.run import run_probes
 
     result = run_probes(
         target=target, url=url, token_env=token_env, n=n, concurrency=concurrency, label=label,
         fixture=fixture, cadence=cadence, interval=interval, milestones=_csv_ints(milestones),
         timeout_s=timeout, out=out, targets_file=targets_file, fixtures_dir=fixtures_dir, quiet=quiet,
+        slo_file=slo, no_slo=no_slo, baseline=baseline,
     )
     raise typer.Exit(result.code)
 

@@ -8,17 +8,17 @@ value is read only when a probe needs it.
 from __future__ import annotations
 
 import ipaddress
-import os
 import socket
 import tomllib
 from pathlib import Path
 from typing import Any
 from urllib.parse import urlsplit
 
-from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
 
 from probes.analysis.slo import DEFAULT_SLOS, Slo, parse_slo_table
 from probes.errors import UsageError
+from probes.probe.auth import AuthConfigError, TokenSource, parse_cognito, parse_token_command, token_source
 
 
 
@@ -52,7 +52,9 @@ class Target(BaseModel):
 
     name: str
     base_url: str
-    token_env: str | None = None
+    token_env: str | None = Field(default=None, description="environment variable holding the bearer token")
+    token_command: str | None = Field(default=None, description="command whose stdout is the bearer token")
+    cognito: dict[str, Any] | None = Field(default=None, description="[targets.NAME.cognito]: sign in with Cognito")
     user_name: str | None = Field(default=None, description="sent as X-User-Name (default: Probe)")
     health_auth: bool = Field(default=False, description="send the bearer token with GET /health too")
     version_header: str | None = Field(default=None, description="response header naming the deployed version")
@@ -81,6 +83,34 @@ class Target(BaseModel):
             raise ValueError("must be a plain base URL: no query, fragment, spaces or control characters")
         return value.rstrip("/")
 
+    @field_validator("token_command")
+    @classmethod
+    def _command(cls, value: str | None) -> str | None:
+        if value is not None:
+            parse_token_command(value)
+        return value
+
+    @field_validator("cognito")
+    @classmethod
+    def _cognito(cls, value: dict[str, Any] | None) -> dict[str, Any] | None:
+        if value is not None:
+            try:
+                parse_cognito(value)
+            except AuthConfigError as exc:
+                raise ValueError(str(exc)) from None
+        return value
+
+    @model_validator(mode="after")
+    def _one_token_source(self) -> "Target":
+        given = [k for k in ("token_env", "token_command", "cognito") if getattr(self, k) is not None]
+        if len(given) > 1:
+            raise ValueError(f"give only one of token_env, token_command and [cognito] (got {', '.join(given)})")
+        return self
+
+    def token_source(self) -> TokenSource:
+        """Where this target's bearer token comes from; AuthConfigError (exit 2) when it is misconfigured."""
+        return token_source(token_env=self.token_env, token_command=self.token_command, cognito=self.cognito)
+
     @field_validator("slo")
     @classmethod
     def _slo_table(cls, value: dict[str, Any] | None) -> dict[str, Any] | None:
@@ -97,14 +127,6 @@ class Target(BaseModel):
     def is_loopback(self) -> bool:
         return is_loopback_host(urlsplit(self.base_url).hostname or "")
 
-    def token(self) -> str | None:
-        """The bearer token from the environment; a missing variable is a usage error."""
-        if not self.token_env:
-            return None
-        value = os.environ.get(self.token_env, "").strip()
-        if not value:
-            raise UsageError(f"target {self.name!r} needs a token: set the environment variable {self.token_env}")
-        return value
 
 
 def _msg(error: Any) -> str:
@@ -131,8 +153,8 @@ def load_targets(path: Path) -> dict[str, Target]:
             targets[name] = Target(name=name, **fields)
         except ValidationError as exc:
             err = exc.errors()[0]
-            key = ".".join(str(p) for p in err["loc"]) or "?"
-            raise UsageError(f"{path}: targets.{name}.{key}: {_msg(err)}") from None
+            key = ".".join(str(p) for p in err["loc"])
+            raise UsageError(f"{path}: targets.{name}{'.' + key if key else ''}: {_msg(err)}") from None
     return targets
 
 
@@ -152,7 +174,7 @@ def resolve_target(
         raise UsageError(f"unknown target {name!r} in {targets_file}; known: {', '.join(sorted(targets))}")
     target = targets[name]
     if token_env:
-        target = target.model_copy(update={"token_env": token_env})
+        target = target.model_copy(update={"token_env": token_env, "token_command": None, "cognito": None})
     return target
 
 

@@ -4,16 +4,20 @@ The statistics are in probes.analysis.stats; loading, printing and files are
 probes.report.compare's. Decisions (documented in the output):
 
 - Timing metrics: upload_s, t_<m> for milestones both runs share, dwell_32,
-  stall_s, total_s (completed probes only). A metric regresses when its
-  candidate p50 is worse by > max_rel AND > max_abs seconds AND its Mann-Whitney
-  p, Benjamini-Hochberg-adjusted across the metrics, is < alpha; improvement is
-  the mirror image. Fewer than 5 values a side: "too few".
-- Failure rate (non-completed share): regression when the candidate's is >= 20
-  points higher with a Fisher exact p < alpha (n >= 5 a side). It is judged
+  stall_s, transcription_s, total_s (completed probes only). With >= 5 values
+  a side a metric regresses when its candidate p50 is worse by > max_rel AND
+  > max_abs seconds AND its Mann-Whitney p, Benjamini-Hochberg-adjusted across
+  the metrics, is < alpha. With 3-4 a side (a deploy check), only when every
+  candidate value is worse than every baseline value by > max_rel AND
+  > max_abs (the separation rule, probes.analysis.stats). Improvement is the
+  mirror image. Fewer than 3 a side: "too few".
+- Failure rate (non-completed share): with >= 5 a side, a regression when the
+  candidate's is >= 20 points higher with a Fisher exact p < alpha; with 3-4,
+  when every candidate probe failed and no baseline probe did. It is judged
   even when too few probes completed for timings: a candidate that fails every
   probe must fail the gate.
 - Overall: regression if any metric or the failure rate regresses. When fewer
-  than 5 probes completed on either side and the failure rate does not decide,
+  than 3 probes completed on either side and the failure rate does not decide,
   the verdict is "no verdict: too few probes" and the exit code is 0.
 - Progress-state signatures: compared on (step_name, message) pairs, which
   only change when the code (or its texts) change. The progress band a state
@@ -35,7 +39,7 @@ import pandas as pd
 from probes.analysis import stats
 from probes.analysis.metrics import milestone_columns
 
-EXTRA_METRICS = ["dwell_32", "stall_s", "total_s"]
+EXTRA_METRICS = ["dwell_32", "stall_s", "transcription_s", "total_s"]
 
 
 @dataclass
@@ -196,9 +200,9 @@ def overall(metrics: list[stats.MetricResult], failure: stats.FailureResult, com
         worse.insert(0, f"failure rate {failure.rate_baseline:.0%} -> {failure.rate_candidate:.0%}")
     if worse:
         return stats.REGRESSION, "regression: " + ", ".join(worse)
-    if min(completed) < th.min_n:
+    if min(completed) < th.min_separation_n:
         return "no verdict", (f"no verdict: too few probes (baseline {completed[0]}, candidate {completed[1]} "
-                              f"completed; need ≥ {th.min_n})")
+                              f"completed; need ≥ {th.min_separation_n})")
     if failure.verdict == stats.IMPROVEMENT:
         better.insert(0, "failure rate")
     if better:

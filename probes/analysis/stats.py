@@ -4,6 +4,12 @@ Why these tests: probe timings are skewed and often bimodal (a plateau either
 happens or not), so the comparison uses medians, a bootstrap interval for the
 change in median and the rank-based Mann-Whitney U test, never means and t.
 
+With 5 or more probes a side a metric is judged by the rank test; with 3 or 4
+(a deploy check's size, where no rank test can reach p < 0.05 two-sided) only
+a clean separation counts: every candidate probe slower than every baseline
+probe by more than both thresholds. That is the exact one-sided permutation
+test at its smallest p (1/20 for 3 against 3) with a practical margin on top.
+
     compare_metric(name, baseline, candidate, thresholds)  -> MetricResult
     compare_failure_rate(b_failed, b_n, c_failed, c_n, thresholds) -> FailureResult
     bootstrap_median_diff_ci(a, b)   95 % interval of median(b) - median(a)
@@ -35,6 +41,7 @@ class Thresholds:
     max_abs: float = 0.5
     alpha: float = 0.05
     min_n: int = 5
+    min_separation_n: int = 3  # below min_n, from this many a side: the separation rule
     max_fail_points: float = 0.20
     resamples: int = 2000
     seed: int = 0
@@ -55,6 +62,7 @@ class MetricResult:
     ci_high: float
     p_value: float
     verdict: str
+    method: str = "rank test"  # or "separation" (3-4 probes a side), "too few"
 
 
 @dataclass(frozen=True)
@@ -153,14 +161,34 @@ def compare_metric(metric: str, baseline: np.ndarray, candidate: np.ndarray, th:
     p50a, p50b = quantile(a, 0.5), quantile(b, 0.5)
     change = p50b - p50a
     rel = relative_change(p50a, change) if a.size and b.size else float("nan")
-    if a.size < th.min_n or b.size < th.min_n:
-        ci, p, verdict = (float("nan"), float("nan")), float("nan"), TOO_FEW
-    else:
+    method = "rank test"
+    if min(a.size, b.size) >= th.min_n:
         ci = bootstrap_median_diff_ci(a, b, resamples=th.resamples, seed=th.seed)
         p = mann_whitney_p(a, b)
         verdict = decide(change, rel, p, th)
+    elif min(a.size, b.size) >= th.min_separation_n:
+        ci, method = (float("nan"), float("nan")), "separation"
+        p, verdict = separation(a, b, th)
+    else:
+        ci, p, verdict, method = (float("nan"), float("nan")), float("nan"), TOO_FEW, "too few"
     return MetricResult(metric, int(a.size), int(b.size), p50a, p50b, quantile(a, 0.9), quantile(b, 0.9),
-                        change, rel, ci[0], ci[1], p, verdict)
+                        change, rel, ci[0], ci[1], p, verdict, method)
+
+
+def separation(a: np.ndarray, b: np.ndarray, th: Thresholds) -> tuple[float, str]:
+    """(p, verdict) of the few-probes rule: a verdict only when the two samples do not overlap by a margin.
+
+    p is the exact one-sided permutation p-value of a complete separation, 1 / C(na + nb, na)
+    (0.05 for 3 against 3), or nan when the samples overlap.
+    """
+    gap_up = float(b.min() - a.max())  # every candidate slower than every baseline probe, by this much
+    gap_down = float(a.min() - b.max())
+    p = 1.0 / math.comb(a.size + b.size, a.size)
+    if gap_up > th.max_abs and relative_change(float(a.max()), gap_up) > th.max_rel:
+        return p, REGRESSION
+    if gap_down > th.max_abs and relative_change(float(a.min()), -gap_down) < -th.max_rel:
+        return p, IMPROVEMENT
+    return (p if gap_up > 0 or gap_down > 0 else float("nan")), NO_CHANGE
 
 
 def adjust_for_many(results: list[MetricResult], th: Thresholds = Thresholds()) -> list[MetricResult]:
@@ -169,7 +197,7 @@ def adjust_for_many(results: list[MetricResult], th: Thresholds = Thresholds()) 
     A dozen correlated metrics each tested at alpha would call two runs of the same build
     different far more often than alpha (two runs of `fast`, 6 probes each, did).
     """
-    tested = [i for i, r in enumerate(results) if math.isfinite(r.p_value)]
+    tested = [i for i, r in enumerate(results) if math.isfinite(r.p_value) and r.method == "rank test"]
     if len(tested) < 2:
         return results
     adjusted = _st.false_discovery_control([results[i].p_value for i in tested], method="bh")
@@ -185,8 +213,15 @@ def compare_failure_rate(failed_a: int, n_a: int, failed_b: int, n_b: int, th: T
     """Failure share each side; a verdict when it moved >= max_fail_points with Fisher p < alpha."""
     ra = failed_a / n_a if n_a else float("nan")
     rb = failed_b / n_b if n_b else float("nan")
-    if n_a < th.min_n or n_b < th.min_n:
+    if min(n_a, n_b) < th.min_separation_n:
         return FailureResult(n_a, n_b, failed_a, failed_b, ra, rb, float("nan"), TOO_FEW)
+    if min(n_a, n_b) < th.min_n:  # few probes: only all-failed against none-failed counts
+        p = 1.0 / math.comb(n_a + n_b, n_a)
+        if failed_b == n_b and failed_a == 0:
+            return FailureResult(n_a, n_b, failed_a, failed_b, ra, rb, p, REGRESSION)
+        if failed_a == n_a and failed_b == 0:
+            return FailureResult(n_a, n_b, failed_a, failed_b, ra, rb, p, IMPROVEMENT)
+        return FailureResult(n_a, n_b, failed_a, failed_b, ra, rb, float("nan"), NO_CHANGE)
     table = [[failed_a, n_a - failed_a], [failed_b, n_b - failed_b]]
     p = float(_st.fisher_exact(table, alternative="two-sided").pvalue)
     verdict = NO_CHANGE

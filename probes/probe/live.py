@@ -8,7 +8,8 @@ from __future__ import annotations
 from rich.console import Console
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TaskID, TextColumn, TimeElapsedColumn
 
-from probes.probe.driver import ProbeState
+from probes.probe.plan import ProbeState
+from probes.textsafe import visible
 
 MAX_PROBE_BARS = 8
 
@@ -17,17 +18,17 @@ class LiveBars:
     def __init__(self, n: int, concurrency: int, label: str, enabled: bool = True) -> None:
         self.console = Console(stderr=True)
         self.progress = Progress(
-            TextColumn("{task.description}"),
+            TextColumn("{task.description}", markup=False),
             BarColumn(),
             TimeElapsedColumn(),
-            TextColumn("{task.fields[phase]}"),
+            TextColumn("{task.fields[phase]}", markup=False),  # a step name is the server's text, not markup
             MofNCompleteColumn(),
             console=self.console,
             disable=not enabled or not self.console.is_terminal,
             transient=True,
         )
         self.per_probe = concurrency <= MAX_PROBE_BARS
-        self.run_task = self.progress.add_task(f"{label} probes", total=n, phase="")
+        self.run_task = self.progress.add_task(f"{visible(label)} probes", total=n, phase="")
         self.bars: dict[str, TaskID] = {}
 
     def __enter__(self) -> "LiveBars":
@@ -49,7 +50,8 @@ class LiveBars:
         bar = self.bars.get(state.probe_id)
         if bar is None:
             self.bars[state.probe_id] = self.progress.add_task(
-                f"  probe {state.probe_id}", total=100, completed=state.progress or 0, phase=state.step_name or ""
+                f"  probe {state.probe_id}", total=100, completed=state.progress or 0,
+                phase=visible(state.step_name or "")
             )
         else:
-            self.progress.update(bar, completed=state.progress or 0, phase=state.step_name or "")
+            self.progress.update(bar, completed=state.progress or 0, phase=visible(state.step_name or ""))

@@ -417,3 +417,27 @@ def run_script(config: MachineConfig, answers: Iterable[Answer | TransportError 
             break
         action = machine.receive(event)
     return machine
+
+
+def redact_record(record: dict[str, Any], secrets: Iterable[str]) -> dict[str, Any]:
+    """The record with every known secret (the bearer token a backend might echo) removed from its strings."""
+    known = tuple(s for s in secrets if s)
+    if not known:
+        return record
+    from probes.redact import redact_known
+
+    memo: dict[str, str] = {}
+
+    def clean(value: Any) -> Any:
+        if not isinstance(value, str):
+            return value
+        if value not in memo:
+            memo[value] = redact_known(value, known)
+        return memo[value]
+
+    for key in ("error", "cleanup_error", "task_id", "diary_id"):
+        record[key] = clean(record.get(key))
+    record["states"] = [[clean(x) for x in state] for state in record.get("states") or []]
+    record["instances"] = {clean(k): v for k, v in (record.get("instances") or {}).items()}
+    record["samples"] = [row[:4] + [clean(row[4]), clean(row[5])] + row[6:] for row in record.get("samples") or []]
+    return record

@@ -11,6 +11,7 @@ from __future__ import annotations
 import asyncio
 import gc
 import itertools
+import json
 import signal
 import sys
 from dataclasses import dataclass
@@ -18,18 +19,21 @@ from pathlib import Path
 from typing import Any, Callable
 
 from probes import __version__, defaults
-from probes.config import Target, resolve_target
-from probes.errors import EXIT_OK, EXIT_UNREACHABLE, UsageError
+from probes.analysis.slo import Slo, SloReport, evaluate
+from probes.config import Target, load_slo_file, resolve_target
+from probes.errors import EXIT_OK, EXIT_REGRESSION, EXIT_UNREACHABLE, UsageError
 from probes.fixtures.manifest import read_fixture
 from probes.probe import wire
 from probes.probe.cadence import APP_FAST_INTERVAL_S, Cadence
-from probes.probe.driver import HttpSide, Probe, TokenSource, fetch_health
+from probes.probe.driver import HttpSide, Probe, fetch_health
 from probes.probe.fingerprint import simulator_info
 from probes.probe.live import LiveBars
-from probes.probe.machine import MachineConfig
+from probes.probe.machine import MachineConfig, redact_record
 from probes.probe.plan import ProbePlan, ProbeState
 from probes.probe.store import RunWriter, new_run_id, utc_iso
-from probes.probe.summary import print_summary
+from probes.probe.auth import TokenSource
+from probes.probe.summary import print_slo, print_summary
+from probes.redact import redact_headers, redact_json
 
 UNREACHED = frozenset({"upload_error", "auth_error"})
 EXIT_INTERRUPTED = 130
@@ -56,29 +60,14 @@ def _validate(n: int, concurrency: int, timeout_s: float, milestones: list[int])
         raise UsageError("--milestones must be whole numbers in 1..100")
 
 
-class EnvToken:
-    """The target's token from its environment variable; a refresh reads the variable again."""
-
-    def __init__(self, target: Target) -> None:
-        self.target = target
-
-    def current(self) -> str | None:
-        return self.target.token()
-
-    def refresh(self, stale: str | None) -> str:
-        token = self.target.token()
-        if not token:
-            raise RuntimeError("the target has no token to refresh")
-        return token
-
-
 def run_probes(
     *, target: str | None, url: str | None = None, token_env: str | None = None, n: int, concurrency: int = 1,
     label: str = "manual", fixture: str = defaults.FIXTURE, cadence: str = "app",
     interval: float = defaults.FINE_INTERVAL_S, milestones: list[int] = list(defaults.MILESTONES),
     timeout_s: float = defaults.PROBE_TIMEOUT_S, out: Path = defaults.RUNS_DIR,
     targets_file: Path = defaults.TARGETS_FILE, fixtures_dir: Path = defaults.FIXTURES_DIR, quiet: bool = False,
-    fast_polls: bool | None = None,
+    fast_polls: bool | None = None, slo_file: Path | None = None, no_slo: bool = False,
+    baseline: str | None = None,
 ) -> RunResult:
     _validate(n, concurrency, timeout_s, milestones)
     try:
@@ -86,10 +75,11 @@ def run_probes(
     except ValueError as exc:
         raise UsageError(str(exc)) from None
     chosen = resolve_target(targets_file, target, url, token_env)
-    tokens = EnvToken(chosen) if chosen.token_env else None
-    if tokens is not None:
-        tokens.current()  # a missing token is a usage error now, before anything is written
+    objectives = None if no_slo else _objectives(chosen, slo_file)
+    baseline_dir = find_baseline(baseline, out, chosen.name) if baseline else None
     entry, audio = read_fixture(fixtures_dir, fixture)
+    tokens = chosen.token_source()
+    tokens.current()  # no token, or none to be had: exit 2 or 3 now, before anything is written
     run_id = new_run_id(chosen.name, label)
     config = MachineConfig(cadence=poll_cadence, timeout_s=timeout_s, cleanup=chosen.cleanup,
                            milestones=tuple(sorted(set(milestones))))
@@ -99,7 +89,57 @@ def run_probes(
     # passes, which otherwise stall the event loop for tens of ms with hundreds of probes.
     gc.freeze()
     with asyncio.Runner(loop_factory=_loop_factory()) as runner:
-        return runner.run(_run(chosen, plan, headers, tokens, n, concurrency, out, quiet, fast_polls))
+        result = runner.run(_run(chosen, plan, headers, tokens, n, concurrency, out, quiet, fast_polls, objectives))
+    if baseline is not None and result.code not in (EXIT_INTERRUPTED, EXIT_UNREACHABLE):
+        result = _against_baseline(result, baseline, baseline_dir)
+    return result
+
+
+def _objectives(target: Target, slo_file: Path | None) -> tuple[tuple[Slo, ...], str]:
+    if slo_file is not None:
+        return load_slo_file(slo_file), str(slo_file)
+    return target.slos, f"targets.{target.name}.slo" if target.slo is not None else "defaults"
+
+
+def find_baseline(spec: str, runs_dir: Path, target: str) -> Path | None:
+    """`latest:LABEL` (the newest run of this target with that label in runs_dir) or a run directory.
+
+    None when no such run exists yet (the first before/after pair): the run goes on without a comparison.
+    """
+    if not spec.startswith("latest:"):
+        path = Path(spec)
+        if not (path / "probes.jsonl").is_file():
+            raise UsageError(f"--baseline {spec}: not a run directory (no probes.jsonl); use a run directory "
+                             "or latest:LABEL")
+        return path
+    label = spec.removeprefix("latest:")
+    if not label:
+        raise UsageError("--baseline latest:LABEL needs a label, e.g. latest:before-deploy")
+    best: tuple[str, Path] | None = None
+    for meta_path in runs_dir.glob("*/run.json") if runs_dir.is_dir() else []:
+        try:
+            meta = json.loads(meta_path.read_text(encoding="utf-8"))
+        except (OSError, ValueError, RecursionError):
+            continue
+        if not isinstance(meta, dict) or meta.get("target") != target or meta.get("label") != label:
+            continue
+        started = meta.get("started_at")
+        if isinstance(started, str) and (best is None or started > best[0]):
+            best = (started, meta_path.parent)
+    return best[1] if best else None
+
+
+def _against_baseline(result: RunResult, spec: str, baseline_dir: Path | None) -> RunResult:
+    """Compare this run with its baseline and print the verdict; exit 1 on a regression."""
+    if baseline_dir is None:
+        print(f"probes: no baseline run ({spec}) of this target yet: no comparison", file=sys.stderr)
+        return result
+    from probes.report.compare import run_compare
+
+    print(f"baseline: {baseline_dir}", file=sys.stderr)
+    regression = run_compare(baseline_dir, result.run_dir, out=result.run_dir, console_stderr=True)
+    code = EXIT_REGRESSION if regression and result.code == EXIT_OK else result.code
+    return RunResult(code, result.run_dir, result.records, result.time_scale)
 
 
 def _loop_factory():
@@ -124,8 +164,9 @@ def run_meta(target: Target, plan: ProbePlan, n: int, concurrency: int) -> dict[
     }
 
 
-async def _run(target: Target, plan: ProbePlan, headers: dict[str, str], tokens: TokenSource | None, n: int,
-               concurrency: int, out: Path, quiet: bool, fast_polls: bool | None) -> RunResult:
+async def _run(target: Target, plan: ProbePlan, headers: dict[str, str], tokens: TokenSource, n: int,
+               concurrency: int, out: Path, quiet: bool, fast_polls: bool | None,
+               objectives: tuple[tuple[Slo, ...], str] | None) -> RunResult:
     # SIGTERM (a CI job cancelled, `timeout`) ends the run like Ctrl-C, in every phase.
     main = asyncio.current_task()
     assert main is not None
@@ -145,18 +186,36 @@ async def _run(target: Target, plan: ProbePlan, headers: dict[str, str], tokens:
     except asyncio.CancelledError:
         interrupted = True
     finally:
-        writer.finish({**health, "upload_headers": upload_headers or {}})
+        secrets = tokens.secrets()
+        fingerprint = {**health, "health": redact_json(health.get("health"), secrets),
+                       "headers": redact_headers(health.get("headers") or {}, secrets),
+                       "upload_headers": redact_headers(upload_headers or {}, secrets)}
+        report = None
+        if objectives is not None:
+            report = evaluate(objectives[0], writer.records, time_scale or 1.0, source=objectives[1])
+            writer.meta["slo"] = report.to_json()
+        writer.finish(fingerprint)
     print_summary(writer.records, time_scale)
+    if report is not None:
+        print_slo(report)
     if interrupted:
         print(f"interrupted: {len(writer.records)} probe(s) on disk", file=sys.stderr)
     sys.stderr.flush()
     print(writer.dir, flush=True)
-    code = EXIT_OK
+    return RunResult(exit_code(writer.records, report, interrupted), writer.dir, writer.records, time_scale)
+
+
+def exit_code(records: list[dict], report: SloReport | None, interrupted: bool) -> int:
+    """130 interrupted; 3 no probe got past the upload; 1 an SLO broken or nothing completed; else 0."""
     if interrupted:
-        code = EXIT_INTERRUPTED
-    elif writer.records and all(r["outcome"] in UNREACHED for r in writer.records):
-        code = EXIT_UNREACHABLE
-    return RunResult(code, writer.dir, writer.records, time_scale)
+        return EXIT_INTERRUPTED
+    if records and all(r["outcome"] in UNREACHED for r in records):
+        return EXIT_UNREACHABLE
+    if report is not None and not report.ok:
+        return EXIT_REGRESSION
+    if not any(r["outcome"] == "completed" for r in records):
+        return EXIT_REGRESSION  # an all-rejected or all-failed run is never a pass, SLOs or not
+    return EXIT_OK
 
 
 async def run_workers(http: HttpSide, plan: ProbePlan, n: int, concurrency: int, writer: RunWriter,
@@ -168,6 +227,7 @@ async def run_workers(http: HttpSide, plan: ProbePlan, n: int, concurrency: int,
     """
     ids = itertools.count(1)
     width = max(4, len(str(n)))
+    secrets = http.tokens.secrets if http.tokens is not None else tuple
     first_headers: list[dict[str, str]] = []
 
     async def worker(delay: float) -> None:
@@ -177,14 +237,14 @@ async def run_workers(http: HttpSide, plan: ProbePlan, n: int, concurrency: int,
             try:
                 record = await probe.run()
             except asyncio.CancelledError:
-                writer.append(probe.record())
+                writer.append(redact_record(probe.record(), secrets()))
                 raise
             except Exception as exc:  # noqa: BLE001 - a harness bug must not lose the probe or the run
                 probe.machine.abort(probe.now(), "aborted", f"harness error: {type(exc).__name__}: {exc}")
                 record = probe.record()
             if not first_headers and probe.machine.first_headers is not None:
                 first_headers.append(probe.machine.first_headers)
-            writer.append(record)
+            writer.append(redact_record(record, secrets()))
 
     workers = min(concurrency, n)
     # Spread the first uploads over one poll interval (longer for hundreds of probes), as users

@@ -14,6 +14,10 @@ from typing import Any, Iterable
 from rich.console import Console
 from rich.table import Table
 
+from probes.analysis.metrics import record_metrics
+from probes.analysis.slo import Slo, SloReport
+from probes.textsafe import terminal_text
+
 
 def _quantile(values: list[float], q: float) -> float | None:
     """numpy's default (linear) quantile, from the standard library: no numpy import for a 5-row table."""
@@ -30,15 +34,11 @@ def summary_rows(records: Iterable[dict[str, Any]], time_scale: float | None = N
         groups.setdefault((record["target"], record["label"]), []).append(record)
     rows = []
     for (target, label), group in groups.items():
-        metrics = {
-            "upload_s": [r["upload_s"] for r in group if r.get("upload_s") is not None],
-            "t_32": [r["milestones"]["32"]["t_s"] for r in group if "32" in (r.get("milestones") or {})],
-            "dwell_32": [r["dwell"]["32"] for r in group if "32" in (r.get("dwell") or {})],
-            "longest_stall_s": [r["longest_stall"]["s"] for r in group if r.get("longest_stall")],
-            "total_s": [r["total_s"] for r in group if r.get("total_s") is not None],
-        }
+        observed = [record_metrics(r) for r in group]
+        metrics = {name: [m[key] for m in observed if key in m] for name, key in METRIC_KEYS}
         row: dict[str, Any] = {"target": target, "label": label, "n": len(group),
-                               "outcomes": dict(Counter(r["outcome"] for r in group))}
+                               "outcomes": dict(Counter(r["outcome"] for r in group)),
+                               "cleanup": dict(Counter(r["cleanup"] for r in group if r.get("cleanup")))}
         for name, values in metrics.items():
             values = [v * scale for v in values]
             row[name] = {"p50": _quantile(values, 0.5), "p90": _quantile(values, 0.9),
@@ -47,8 +47,11 @@ def summary_rows(records: Iterable[dict[str, Any]], time_scale: float | None = N
     return rows
 
 
-METRICS = (("upload_s", "upload"), ("t_32", "time to 32 %"), ("dwell_32", "dwell at 32 %"),
-           ("longest_stall_s", "longest stall"), ("total_s", "total"))
+METRICS = (("upload_s", "upload"), ("t_32", "time to 32 %"), ("dwell_32", "held at 32 %"),
+           ("transcription_s", "transcription"), ("longest_stall_s", "longest stall"), ("total_s", "total"))
+# summary row key -> probes.analysis.metrics name
+METRIC_KEYS = (("upload_s", "upload_s"), ("t_32", "t_32"), ("dwell_32", "dwell_32"),
+               ("transcription_s", "transcription_s"), ("longest_stall_s", "stall_s"), ("total_s", "total_s"))
 
 
 def _num(value: float | None) -> str:
@@ -69,10 +72,29 @@ def print_summary(records: list[dict[str, Any]], time_scale: float | None = None
         table.add_column(column, justify="right" if column in ("p50", "p90", "max") else "left")
     for row in summary_rows(records, time_scale):
         outcomes = ", ".join(f"{k} {v}" for k, v in sorted(row["outcomes"].items()))
+        if row["cleanup"]:
+            deleted = row["cleanup"].get("deleted", 0)
+            outcomes += f"; cleanup: {deleted} deleted, {sum(row['cleanup'].values()) - deleted} left"
         for i, (key, name) in enumerate(METRICS):
             stats = row[key]
-            table.add_row(f"{row['target']} / {row['label']}" if i == 0 else "",
-                          f"n={row['n']}: {outcomes}" if i == 0 else "", name,
+            # Target and label are data (a label of '[/]' is text, not markup): Text cells, never markup.
+            table.add_row(terminal_text(f"{row['target']} / {row['label']}" if i == 0 else ""),
+                          terminal_text(f"n={row['n']}: {outcomes}" if i == 0 else ""), name,
                           _num(stats["p50"]), _num(stats["p90"]), _num(stats["max"]),
                           end_section=i == len(METRICS) - 1)
+    console.print(table)
+
+
+def print_slo(report: SloReport) -> None:
+    """The SLO table after the summary: one line per objective, pass or FAIL, and what it means."""
+    console = Console(stderr=True)
+    table = Table(title=f"SLOs ({report.source}): {'pass' if report.ok else 'BROKEN'}", title_justify="left")
+    for column in ("objective", "value", "n", "result", "note"):
+        table.add_column(column, justify="right" if column in ("value", "n") else "left")
+    for r in report.results:
+        slo = Slo(r.metric, r.stat, r.threshold)
+        value = "-" if r.value is None else (f"{r.value:.0%}" if r.stat == "rate" else _num(r.value))
+        table.add_row(terminal_text(slo.describe()), value, str(r.n),
+                      terminal_text("pass" if r.ok else "FAIL", "green" if r.ok else "bold red"),
+                      terminal_text(r.note or ""))
     console.print(table)

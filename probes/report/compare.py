@@ -13,7 +13,6 @@ from pathlib import Path
 
 import pandas as pd
 from rich.console import Console
-from rich.markup import escape
 from rich.table import Table
 
 from probes.analysis import stats
@@ -22,6 +21,7 @@ from probes.analysis.compare import (
 )
 from probes.errors import UsageError
 from probes.report.load import Run, load_runs
+from probes.textsafe import for_markdown_cell, for_markdown_text, terminal_text
 
 
 def _side(path: Path) -> tuple[Run, pd.DataFrame]:
@@ -62,7 +62,8 @@ def metric_rows(c: Comparison) -> list[list[str]]:
     """One row of text cells per metric, plus the failure rate."""
     rows = [[m.metric, f"{m.n_baseline}/{m.n_candidate}", f"{_f(m.p50_baseline)} → {_f(m.p50_candidate)}",
              f"{_f(m.p90_baseline)} → {_f(m.p90_candidate)}", f"{_signed(m.change)} s ({_rel(m.rel_change)})",
-             f"[{_f(m.ci_low)}, {_f(m.ci_high)}]" if math.isfinite(m.ci_low) else "–", _p(m.p_value), m.verdict]
+             f"[{_f(m.ci_low)}, {_f(m.ci_high)}]" if math.isfinite(m.ci_low) else "–",
+             _p(m.p_value) + (" sep." if m.method == "separation" else ""), m.verdict]
             for m in c.metrics]
     f = c.failure
     rows.append(["failure rate", f"{f.n_baseline}/{f.n_candidate}",
@@ -85,44 +86,55 @@ def _points(f: stats.FailureResult) -> str:
     return f"{(f.rate_candidate - f.rate_baseline) * 100:+.0f} pts"
 
 
-def print_comparison(c: Comparison, console: Console | None = None) -> None:
+def print_comparison(c: Comparison, console: Console | None = None, stderr: bool = False) -> None:
+    """The comparison on the terminal. Run ids, notes and states are data: Text, never markup."""
     if console is None:
-        console = Console()
+        console = Console(stderr=stderr)
         if not console.is_terminal:  # CI logs and pipes: do not squeeze the table into 80 columns
-            console = Console(width=140)
+            console = Console(width=140, stderr=stderr)
     th = c.thresholds
-    table = Table(title=f"baseline {c.baseline}  vs  candidate {c.candidate}", title_justify="left")
+    table = Table(title=terminal_text(f"baseline {c.baseline}  vs  candidate {c.candidate}"), title_justify="left")
     for i, h in enumerate(HEADER):
         table.add_column(h, justify="left" if i in (0, len(HEADER) - 1) else "right")
     for row in metric_rows(c):
-        table.add_row(*row[:-1], f"[{COLOURS.get(row[-1], '')}]{row[-1]}[/]")
+        table.add_row(*(terminal_text(cell) for cell in row[:-1]), terminal_text(row[-1], COLOURS.get(row[-1], "")))
     console.print(table)
-    console.print(f"[dim]seconds; regression = p50 worse by > {th.max_rel:.0%} and > {th.max_abs:g} s with "
-                  f"Mann-Whitney p (Benjamini-Hochberg-adjusted across metrics) < {th.alpha:g}; failure rate: ≥ {th.max_fail_points * 100:.0f} pts with Fisher p < "
-                  f"{th.alpha:g}[/]")
+    console.print(terminal_text(method_line(th), "dim"))
     for n in c.notes:
-        console.print(f"[yellow]note:[/] {n}", highlight=False)
+        console.print(terminal_text(f"note: {n}", "yellow"))
     for line in signature_lines(c.signature):
         style = "bold yellow" if c.signature.fires and not line.startswith(("note:", "no progress")) else "dim"
-        console.print(f"[{style}]{escape(line)}[/]", highlight=False)
-    console.print(f"[{COLOURS.get(c.verdict, '')}]{escape(c.reason)}[/]", highlight=False)
+        console.print(terminal_text(line, style))
+    console.print(terminal_text(c.reason, COLOURS.get(c.verdict, "")))
+
+
+def method_line(th: stats.Thresholds) -> str:
+    """How the verdict was reached, in one line under the table."""
+    return (f"seconds; regression = p50 worse by > {th.max_rel:.0%} and > {th.max_abs:g} s with Mann-Whitney p "
+            f"(Benjamini-Hochberg-adjusted across metrics) < {th.alpha:g} at >= {th.min_n} probes a side; at "
+            f"{th.min_separation_n}-{th.min_n - 1}, every candidate probe worse than every baseline probe by both "
+            f"margins; failure rate: >= {th.max_fail_points * 100:.0f} pts with Fisher p < {th.alpha:g} "
+            f"(at {th.min_separation_n}-{th.min_n - 1}: all failed against none)")
 
 
 def comparison_markdown(c: Comparison) -> str:
+    """comparison.md; every string that came from a run is escaped for Markdown."""
     rows = metric_rows(c)
-    md = [f"# Comparison: {c.baseline} vs {c.candidate}", "",
+    cell = for_markdown_cell
+    md = [f"# Comparison: {for_markdown_text(c.baseline)} vs {for_markdown_text(c.candidate)}", "",
           "| " + " | ".join(HEADER) + " |", "|" + "|".join("---" for _ in HEADER) + "|"]
-    md += ["| " + " | ".join(r) + " |" for r in rows]
-    md += [""] + [f"> note: {n}" for n in c.notes]
+    md += ["| " + " | ".join(cell(x) for x in r) + " |" for r in rows]
+    md += ["", for_markdown_text(method_line(c.thresholds)), ""]
+    md += [f"> note: {for_markdown_text(n)}" for n in c.notes]
     sig = signature_lines(c.signature)
     if sig:
-        md += ["", "## Progress states", ""] + sig
-    md += ["", f"**{c.reason}**", ""]
+        md += ["", "## Progress states", ""] + [for_markdown_text(line) + "  " for line in sig]
+    md += ["", f"**{for_markdown_text(c.reason)}**", ""]
     return "\n".join(md)
 
 
 def run_compare(baseline: Path, candidate: Path, *, max_rel: float = 0.10, max_abs: float = 0.5,
-                alpha: float = 0.05, out: Path | None = None) -> bool:
+                alpha: float = 0.05, out: Path | None = None, console_stderr: bool = False) -> bool:
     """Compare two run directories, print the result; True when the candidate regressed."""
     if not 0 < alpha < 1:
         raise UsageError(f"--alpha must be between 0 and 1, got {alpha:g}")
@@ -130,7 +142,7 @@ def run_compare(baseline: Path, candidate: Path, *, max_rel: float = 0.10, max_a
         raise UsageError("--max-rel and --max-abs must be >= 0")
     th = stats.Thresholds(max_rel=max_rel, max_abs=max_abs, alpha=alpha)
     c = build_comparison(Path(baseline), Path(candidate), th)
-    print_comparison(c)
+    print_comparison(c, stderr=console_stderr)
     if out is not None:
         out = Path(out)
         try:

@@ -39,7 +39,7 @@ except ImportError:  # pragma: no cover - orjson is in requirements.lock
 SAMPLE_FIELDS = ["t_s", "http_status", "progress", "step", "step_name", "status", "latency_s"]
 SAMPLE_TYPES = [pa.float64(), pa.int16(), pa.int16(), pa.int16(), pa.string(), pa.string(), pa.float64()]
 TEXT_FIELDS = ("run_id", "probe_id", "target", "label", "outcome", "error")
-NUMBER_FIELDS = ("upload_s", "total_s", "end_s", "poll_count", "poll_errors", "regressions")
+NUMBER_FIELDS = ("upload_s", "total_s", "end_s", "poll_count", "poll_errors", "regressions", "transcription_s")
 
 
 @dataclass

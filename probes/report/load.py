@@ -39,12 +39,12 @@ import pyarrow.parquet as pq
 from probes.errors import UsageError
 from probes.report.jsonl import parse_file_range
 
-CACHE_VERSION = "1"
+CACHE_VERSION = "2"  # 2: transcription_s, dwell only where reached
 CACHE_KEY = b"probes.cache_key"
 CHUNK_BYTES = 8 << 20  # parse this much JSONL per task: bounds the Python objects alive at once
 PARALLEL_MIN_BYTES = 64 << 20  # below this, worker start-up costs more than it saves
 MAX_WORKERS = 8
-TIME_COLUMNS = ("upload_s", "total_s", "end_s", "stall_s")
+TIME_COLUMNS = ("upload_s", "total_s", "end_s", "stall_s", "transcription_s")
 
 
 @dataclass

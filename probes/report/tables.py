@@ -22,7 +22,7 @@ BAND_EDGES = ["upload_s", "t_32", "t_42", "t_58", "t_88", "t_100"]
 def timing_metrics(probes: pd.DataFrame) -> list[str]:
     """The time columns a summary reports, in reading order."""
     metrics = ["upload_s", *milestone_columns(probes)]
-    metrics += [c for c in ("dwell_32", "stall_s", "total_s") if c in probes.columns]
+    metrics += [c for c in ("dwell_32", "stall_s", "transcription_s", "total_s") if c in probes.columns]
     return metrics
 
 

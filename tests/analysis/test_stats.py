@@ -43,8 +43,28 @@ def test_decide(change, rel, p, verdict):
 
 
 def test_compare_metric_too_few():
-    r = stats.compare_metric("t", np.ones(3), np.ones(10))
-    assert r.verdict == stats.TOO_FEW and r.n_baseline == 3
+    r = stats.compare_metric("t", np.ones(2), np.ones(10))
+    assert r.verdict == stats.TOO_FEW and r.n_baseline == 2 and r.method == "too few"
+
+
+@pytest.mark.parametrize("base, cand, verdict", [
+    ([9.8, 10.2, 10.5], [60.1, 62.5, 63.0], stats.REGRESSION),   # fast vs stale-32: clean separation
+    ([9.8, 10.2, 10.5], [20.1, 19.6, 21.0], stats.REGRESSION),   # a 2x slowdown
+    ([9.8, 10.2, 10.5], [10.6, 10.9, 11.1], stats.NO_CHANGE),    # separated but by less than 10 % and 0.5 s
+    ([9.8, 10.2, 12.5], [20.1, 11.0, 21.0], stats.NO_CHANGE),    # overlap: no verdict from 3 probes
+    ([60.1, 62.5, 63.0], [9.8, 10.2, 10.5], stats.IMPROVEMENT),
+])
+def test_few_probes_a_side_use_the_separation_rule(base, cand, verdict):
+    r = stats.compare_metric("total_s", np.array(base), np.array(cand))
+    assert (r.method, r.verdict) == ("separation", verdict)
+    if verdict != stats.NO_CHANGE:
+        assert r.p_value == pytest.approx(1 / 20)  # the exact one-sided permutation p of 3 against 3
+
+
+def test_few_probes_failure_rate_only_all_against_none():
+    assert stats.compare_failure_rate(0, 3, 3, 3).verdict == stats.REGRESSION
+    assert stats.compare_failure_rate(0, 3, 2, 3).verdict == stats.NO_CHANGE
+    assert stats.compare_failure_rate(3, 3, 0, 3).verdict == stats.IMPROVEMENT
 
 
 def test_failure_rate_rule():
