@@ -1,10 +1,9 @@
 """`probes canary` end to end: real simulators, a real history (SQLite and PostgreSQL), a webhook receiver
 on loopback, a real Pushgateway and a textfile.
 
-The acceptance sequence of issue 10 (fast, fast, stale-32 x3, fast, fast) needs the SLO evaluation of
-`probes run` (run.json `slo`); while a run comes back without it the test is an expected failure that
-says so. The
-same alert path is also driven without SLOs, by a target that goes down and comes back (exit 3).
+The acceptance sequence of issue 10 (fast, fast, stale-32 x3, fast, fast) is judged by `probes run`'s SLO
+evaluation (run.json `slo`). The same alert path is also driven by a target that goes down and comes back
+(exit 3).
 """
 
 from __future__ import annotations
@@ -31,16 +30,6 @@ SCALE = 0.05
 INTERVAL = 0.05
 SLO_TOML = "[targets.svc.slo]\ntotal_s = { p90 = 15 }\ndwell_32 = { p90 = 3 }\n"
 REACHABLE_TOML = "[targets.svc.slo]\ncompleted = { rate = 1.0 }\n"  # what the down-and-back test is about
-
-
-MISSING_SLO = ("needs the SLO evaluation of `probes run` (run.json `slo`, exit 1 on a broken SLO), "
-               "not merged into this branch yet")
-
-
-def judged(row) -> bool:
-    """True when `probes run` wrote run.json's `slo` (the integrator's SLO evaluation has landed)."""
-    meta = json.loads((Path(row.run_dir) / "run.json").read_text())
-    return isinstance(meta.get("slo"), dict)
 
 
 class Canary:
@@ -110,13 +99,11 @@ def test_target_down_and_back_fires_once_and_resolves_once(
 def test_issue_acceptance_sequence_fast_stale_fast(history_url, sim, fixtures_dir, tmp_path, webhook) -> None:
     fast, stale = sim("fast", time_scale=SCALE), sim("stale-32", time_scale=SCALE)
     canary = Canary(tmp_path, fixtures_dir, history_url, webhook=webhook.url)
-    results = [canary(fast, slo=True)]
-    if not judged(results[0].row):
-        pytest.xfail(MISSING_SLO)
-    results += [canary(url, slo=True) for url in (fast, stale, stale, stale, fast, fast)]
+    results = [canary(url, slo=True) for url in (fast, fast, stale, stale, stale, fast, fast)]
     check_sequence(results, webhook, history_url, [0, 0, 1, 1, 1, 0, 0])
     stale_row = results[2].row
-    assert stale_row.slo_ok is False and stale_row.metrics["total_s"]["p90"] > 15
+    assert [r.row.slo_ok for r in results] == [True, True, False, False, False, True, True]  # run.json's slo
+    assert stale_row.metrics["total_s"]["p90"] > 15
     assert "SLO total_s p90" in webhook.received[0]["json"]["text"]
     assert results[0].row.fingerprint_hash != stale_row.fingerprint_hash  # another scenario: another build
 
