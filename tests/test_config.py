@@ -51,9 +51,9 @@ def test_token_comes_from_the_named_variable(tmp_path, monkeypatch):
     target = resolve_target(path, "a", None, None)
     monkeypatch.delenv("PROBES_T", raising=False)
     with pytest.raises(UsageError, match="set the environment variable PROBES_T"):
-        target.token()
+        target.token_source()
     monkeypatch.setenv("PROBES_T", "s3cret")
-    assert target.token() == "s3cret"
+    assert target.token_source().current() == "s3cret"
 
 
 def test_exactly_one_of_target_or_url(tmp_path):

@@ -272,7 +272,6 @@ def test_limits_are_sane():
 # --- what remains for the integrator (flip these when wired in) ---------------------------------
 
 
-@pytest.mark.xfail(strict=True, reason="integration pending: summary.print_summary must pass labels through textsafe")
 def test_end_of_run_table_survives_a_markup_label():
     from probes.probe.summary import print_summary
 

@@ -170,7 +170,7 @@ def main(argv: list[str] | None = None) -> int:
         if args.workers < 0 or args.workers > 64:
             raise UsageError("--workers must be in 0..64")
         read_fixture(args.fixtures, args.fixture)
-        target.token()
+        target.token_source().current()  # exit 2 or 3 now, not a 401 per flow later
         with simulator_if_silent(target):
             run_dir = args.out / new_run_id(target.name, args.label)
             run_dir.mkdir(parents=True, exist_ok=False)

@@ -36,8 +36,8 @@ from probes.probe import wire
 from probes.probe.fingerprint import simulator_info
 from probes.probe.machine import MachineConfig
 from probes.probe.plan import ProbePlan
-from probes.probe.run import EnvToken
 from probes.probe.store import new_run_id, utc_iso
+from probes.redact import redact_headers, redact_json
 
 FIXTURE_KEYS = ("name", "duration_s", "form_duration", "bytes", "sha256", "content_type")
 
@@ -60,10 +60,13 @@ def _fingerprint(target: Target, base_url: str) -> dict[str, Any]:
     from probes.probe.driver import HttpSide, fetch_health
 
     async def fetch() -> dict[str, Any]:
-        tokens = EnvToken(target) if target.token_env else None
+        tokens = target.token_source()
         async with HttpSide(base_url, 1, wire.request_headers(target.user_name or wire.DEFAULT_USER_NAME),
                             tokens) as http:
-            return await fetch_health(http, with_token=target.health_auth)
+            health = await fetch_health(http, with_token=target.health_auth)
+        secrets = tokens.secrets()
+        return {**health, "health": redact_json(health.get("health"), secrets),
+                "headers": redact_headers(health.get("headers") or {}, secrets)}
 
     try:
         return asyncio.run(fetch())
@@ -79,7 +82,7 @@ def start_run(environment: Any) -> None:
     users, rate = planned_load(opts, load)
     check_load(target, users, rate, environment.host)
     entry, _ = read_fixture(load.fixtures_dir, load.fixture)
-    target.token()  # a missing token is a usage error now, not a 401 per flow later
+    target.token_source().current()  # a missing token is a usage error now, not a 401 per flow later
     if not environment.host:
         environment.host = target.base_url
     run_dir = load.run_dir or load.out / new_run_id(target.name, load.label)
@@ -120,7 +123,7 @@ def build_context(environment: Any) -> LoadContext:
     context = LoadContext(plan=plan, headers=wire.request_headers(target.user_name or wire.DEFAULT_USER_NAME),
                           model=load.model, think_time_s=load.think_time_s,
                           records=RecordFile(records_path(run_dir, index)), base_url=target.base_url,
-                          tokens=EnvToken(target) if target.token_env else None, max_users=share,
+                          tokens=target.token_source(), max_users=share,
                           id_prefix="" if index is None else f"w{index}-",
                           on_record=environment.probes_phases.add)
     rate = rate_cap(target, load.rate)

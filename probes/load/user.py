@@ -23,8 +23,10 @@ from locust.exception import StopUser
 
 from probes.probe import wire
 from probes.probe.body import BodyError, read_all
-from probes.probe.driver import TokenSource
-from probes.probe.machine import Answer, Done, ProbeMachine, Refreshed, RefreshToken, Send, TransportError
+from probes.probe.auth import TokenSource
+from probes.probe.machine import (
+    Answer, Done, ProbeMachine, Refreshed, RefreshToken, Send, TransportError, redact_record,
+)
 from probes.probe.plan import ProbePlan, utc_now
 from probes.load.rundir import RecordFile
 from probes.load.workload import ArrivalSlots, StartSpacing
@@ -167,9 +169,10 @@ class LocustFlow:
             return TransportError(start, self.now(), f"Timeout: no whole answer in {send.timeout_s:g} s")
         except (BodyError, ValueError, *FAILURE_EXCEPTIONS) as exc:  # gevent.Timeout is caught above
             return TransportError(start, self.now(), f"{type(exc).__name__}: {exc}")
-        if send.kind == "upload":
-            got = _Headers(dict(got.items()))
-        return Answer(start, self.now(), response.status_code, got, body, epoch_s=time.time())
+        headers: Any = got
+        if send.kind == "upload":  # the fingerprint keeps the accepted upload's headers: a plain mapping
+            headers = {k.lower(): v for k, v in got.items()}
+        return Answer(start, self.now(), response.status_code, headers, body, epoch_s=time.time())
 
     def record(self) -> dict[str, Any]:
         return self.machine.record(run_id=self.plan.run_id, probe_id=self.probe_id, target=self.plan.target,
@@ -218,6 +221,8 @@ class ProbeUser(FastHttpUser):
 
 
 def _keep(context: LoadContext, record: dict[str, Any], lateness: float | None) -> None:
+    if context.tokens is not None:
+        record = redact_record(record, context.tokens.secrets())
     record["start_lateness_s"] = None if lateness is None else round(lateness, 6)
     context.records.append(record)
     if context.on_record is not None:

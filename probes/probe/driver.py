@@ -15,11 +15,12 @@ from __future__ import annotations
 
 import asyncio
 import time
-from typing import Any, Callable, Protocol
+from typing import Any, Callable
 
 import httpx
 
 from probes.probe import wire
+from probes.probe.auth import TokenSource
 from probes.probe.body import BodyError, BodyReader
 from probes.probe.fingerprint import health_value
 from probes.probe.machine import (
@@ -33,14 +34,6 @@ from probes.probe.poll_transport import PollTransport
 FAST_POLLS_FROM = 64
 HEALTH_TIMEOUT_S = 5.0
 CONNECT_TIMEOUT_S = 15.0
-
-
-class TokenSource(Protocol):
-    """Where the bearer token comes from (probes.probe.auth); synchronous, thread-safe."""
-
-    def current(self) -> str | None: ...
-
-    def refresh(self, stale: str | None) -> str: ...
 
 
 class HttpSide:

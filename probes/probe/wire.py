@@ -25,7 +25,6 @@ AUTH_STATUSES = frozenset({401, 403})
 TERMINAL_STATUSES = frozenset({"completed", "failed"})
 # Response headers that say which instance answered, in order of preference.
 INSTANCE_HEADERS = ("x-instance", "x-served-by", "x-backend-server")
-_SECRET_HINTS = ("cookie", "auth", "token", "secret", "key", "session", "signature", "credential")
 USER_AGENT = f"probes/{__version__}"  # backend logs can filter synthetic traffic by it
 DEFAULT_USER_NAME = "Probe"  # the app sends the user's display name in X-User-Name
 
@@ -214,13 +213,12 @@ def retry_after_s(value: str | None, now_epoch: float | None = None) -> float | 
     return max(0.0, seconds)
 
 
-def safe_headers(headers: Mapping[str, str]) -> dict[str, str]:
-    """Response headers fit for a run directory: nothing that can carry a credential."""
-    return {
-        k.lower(): v
-        for k, v in headers.items()
-        if not any(hint in k.lower() for hint in _SECRET_HINTS)
-    }
+def safe_headers(headers: Mapping[str, str], secrets: tuple[str, ...] = ()) -> dict[str, str]:
+    """Response headers fit for a run directory: credentials redacted by name, by shape and by known value."""
+    from probes.redact import redact_headers
+    from probes.textsafe import MAX_HEADER_VALUE, clip
+
+    return {k: clip(v, MAX_HEADER_VALUE) for k, v in redact_headers(headers, secrets).items()}
 
 
 def instance_of(header: Callable[[str], str | None]) -> str | None:

@@ -520,7 +520,6 @@ def test_secrets_never_wait_for_a_refresh(tmp_path):
 # --- end to end: `probes run` with each source (pending integration) ------------------------------
 
 REPO = Path(__file__).resolve().parents[2]
-PENDING = pytest.mark.xfail(strict=True, reason="integration pending: token_command and [cognito] in targets.toml")
 
 
 def _probes_run(targets_toml: str, tmp_path: Path, fixtures_dir: Path, env: dict[str, str]):
@@ -539,7 +538,6 @@ def _assert_nowhere(secrets: list[str], done: subprocess.CompletedProcess, tmp_p
                 assert secret.encode() not in path.read_bytes(), path
 
 
-@PENDING
 def test_run_with_token_command_keeps_the_token_off_disk(sim, tmp_path, fixtures_dir):
     url = sim("fast", time_scale=0.1, require_auth=True)
     toml = f"[targets.t]\nbase_url = '{url}'\ntoken_command = '''{PY} -c \"print('{TOKEN}')\"'''\n"
@@ -548,7 +546,6 @@ def test_run_with_token_command_keeps_the_token_off_disk(sim, tmp_path, fixtures
     _assert_nowhere([TOKEN], done, tmp_path)
 
 
-@PENDING
 def test_run_with_a_failing_token_command_is_exit_3_with_its_stderr(sim, tmp_path, fixtures_dir):
     url = sim("fast", time_scale=0.1, require_auth=True)
     code = f"import sys; print('{TOKEN}'); print('helper: session expired', file=sys.stderr); sys.exit(1)"
@@ -558,7 +555,6 @@ def test_run_with_a_failing_token_command_is_exit_3_with_its_stderr(sim, tmp_pat
     _assert_nowhere([TOKEN], done, tmp_path)
 
 
-@PENDING
 def test_run_with_cognito_keeps_every_secret_off_disk(sim, pool, tmp_path, fixtures_dir):
     url = sim("fast", time_scale=0.1, require_auth=True)
     table = "\n".join(f"{k} = '{v}'" for k, v in pool.cognito_table().items())

@@ -43,7 +43,7 @@ def test_upload_then_polls_then_completed_gives_a_full_record():
     m = ProbeMachine(APP, started_at="2026-11-26T09:00:00Z")
     poll = accepted(m)
     assert (poll.path, poll.not_before_s, poll.timeout_s) == ("/diary/voice/progress/t-1", 0.01, POLL_TIMEOUT_S)
-    assert m.first_headers == {"server": "x"}  # no cookie in a fingerprint
+    assert m.first_headers == {"server": "x", "set-cookie": "[redacted]"}  # no cookie in a fingerprint
     nxt = m.receive(ok(0.01, 22, headers={"x-instance": "a"}))
     assert isinstance(nxt, Send) and nxt.not_before_s == pytest.approx(0.31)  # 300 ms after it was due
     done = m.receive(ok(0.31, 100, status_field="completed", diary={"diary_id": "d-1"}, headers={"x-instance": "b"}))

@@ -89,4 +89,5 @@ def test_retry_after(value, expected):
 def test_safe_headers_drop_credentials():
     kept = wire.safe_headers({"Server": "uvicorn", "Set-Cookie": "s=1", "X-Auth-Token": "t",
                               "Authorization": "Bearer x", "X-Api-Key": "k", "X-Instance": "a"})
-    assert kept == {"server": "uvicorn", "x-instance": "a"}
+    assert kept == {"server": "uvicorn", "x-instance": "a", "set-cookie": "[redacted]", "x-auth-token": "[redacted]",
+                    "authorization": "[redacted]", "x-api-key": "[redacted]"}

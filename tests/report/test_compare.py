@@ -42,7 +42,7 @@ def test_too_few_probes_gives_no_verdict(fast_run, make_run, tmp_path, capsys):
     two = make_run(tmp_path, probes=2, seed=11)
     assert run_compare(fast_run, two) is False
     out = " ".join(capsys.readouterr().out.split())
-    assert "no verdict: too few probes (baseline 20, candidate 2 completed; need ≥ 5)" in out
+    assert "no verdict: too few probes (baseline 20, candidate 2 completed; need ≥ 3)" in out
 
 
 def test_a_candidate_that_always_fails_is_a_regression(fast_run, make_run, tmp_path):
