@@ -188,7 +188,7 @@ _HISTORY_HELP = ("History store: a path, sqlite:///PATH or postgresql://user:pas
 
 @app.command()
 def canary(
-    target: Annotated[str, typer.Option(help="Target name from targets.toml (its [targets.NAME.slo] is judged).")],
+    target: Annotated[str, typer.Option(help="Target name from targets.toml; its SLO table (targets.NAME.slo) is judged.")],
     n: Annotated[str, typer.Option("-n", help="Probes in this canary run.")] = "3",
     label: Annotated[str, typer.Option(help="Label of the run, e.g. canary, before-deploy, after-deploy.")] = "canary",
     history: Annotated[Optional[str], typer.Option(envvar="PROBES_HISTORY_URL", help=_HISTORY_HELP)] = None,
@@ -203,6 +203,8 @@ def canary(
     jitter: Annotated[str, typer.Option(help="Sleep a random 0..S seconds before starting (spreads schedules).")] = "0",
     keep: Annotated[Optional[str], typer.Option(
         help="Delete this target's run directories older than AGE (30d); the history keeps their summaries.")] = None,
+    slo: Annotated[Optional[Path], typer.Option(
+        "--slo", help="Judge these SLOs (a TOML file with an slo table) instead of the target's.")] = None,
     concurrency: Annotated[str, typer.Option(help="Probes in flight at once.")] = "1",
     cadence: Annotated[str, typer.Option(help="app (the app's own polling) or fine (fixed --interval).")] = "app",
     interval: Annotated[str, typer.Option(help="Poll interval in seconds for --cadence fine.")] = str(defaults.FINE_INTERVAL_S),
@@ -223,7 +225,7 @@ def canary(
         keep_s=parse_age(keep, "--keep") if keep is not None else None,
         concurrency=parse_count(concurrency, "--concurrency", 1, MAX_PROBES), cadence=cadence,
         interval=parse_seconds(interval, "--interval", 60.0), timeout_s=parse_seconds(timeout, "--timeout", 3600.0),
-        out=out, targets_file=targets_file, fixtures_dir=fixtures_dir,
+        out=out, targets_file=targets_file, fixtures_dir=fixtures_dir, slo_file=slo,
     )
     raise typer.Exit(result.code)
 

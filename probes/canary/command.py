@@ -184,7 +184,8 @@ def run_canary(
     jitter_s: float = 0.0, keep_s: float | None = None, concurrency: int = 1, cadence: str = "app",
     interval: float = defaults.FINE_INTERVAL_S, timeout_s: float = defaults.PROBE_TIMEOUT_S,
     out: Path = defaults.RUNS_DIR, targets_file: Path = defaults.TARGETS_FILE,
-    fixtures_dir: Path = defaults.FIXTURES_DIR, sleep: Callable[[float], None] = time.sleep,
+    fixtures_dir: Path = defaults.FIXTURES_DIR, slo_file: Path | None = None,
+    sleep: Callable[[float], None] = time.sleep,
     rand: Callable[[], float] = random.random, clock: Callable[[], float] = time.time,
     probe_runner: Callable[..., Any] | None = None,
 ) -> CanaryResult:
@@ -207,7 +208,7 @@ def run_canary(
             try:
                 result = probe_runner(target=target, n=n, concurrency=concurrency, label=label, cadence=cadence,
                                     interval=interval, timeout_s=timeout_s, out=out, targets_file=targets_file,
-                                    fixtures_dir=fixtures_dir, quiet=True)
+                                    fixtures_dir=fixtures_dir, quiet=True, slo_file=slo_file)
             except UnreachableError as exc:
                 row = store.record_summary(_unreached_row(target, label))
                 print(f"canary {target}: unreachable: {exc}", file=sys.stderr)

@@ -183,3 +183,13 @@ def test_a_target_refusing_before_any_probe_is_a_failing_run(tmp_path, fixtures_
     assert "token_command get-token exited 1" in webhook.received[0]["json"]["text"]
     with open_history(history) as store:
         assert store.run(result.row.run_id)["exit_code"] == 3 and store.alert_state("svc").firing
+
+
+def test_slo_file_breaks_a_healthy_run(sim, fixtures_dir, tmp_path) -> None:
+    """--slo FILE is judged instead of the target's table: an impossible objective makes a fast run exit 1."""
+    slo = tmp_path / "strict.toml"
+    slo.write_text("[slo]\ntotal_s = { p50 = 0.5 }\n")
+    canary = Canary(tmp_path, fixtures_dir, str(tmp_path / "history.sqlite"), slo_file=slo)
+    result = canary(sim("fast", time_scale=SCALE))
+    assert result.code == 1 and result.row.slo_ok is False
+    assert result.row.slo_results[0]["metric"] == "total_s" and result.row.slo_results[0]["threshold"] == 0.5
