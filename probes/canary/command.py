@@ -87,12 +87,13 @@ def reasons(row: RunSummary) -> list[str]:
     out = []
     for r in row.slo_results:
         if r.get("ok") is False:
-            value, threshold = r.get("value"), r.get("threshold")
-            if r.get("stat") == "rate":
-                out.append(f"SLO {r.get('metric')} rate {_num(value)} < {_num(threshold)} (n={r.get('n')})")
+            metric, stat, value, threshold, n = (r.get(k) for k in ("metric", "stat", "value", "threshold", "n"))
+            if value is None:
+                out.append(f"SLO {metric} {stat}: not measured (no probe observed it)")
+            elif stat == "rate":
+                out.append(f"SLO {metric} rate {_num(value)} < {_num(threshold)} (n={n})")
             else:
-                out.append(f"SLO {r.get('metric')} {r.get('stat')} {_num(value)} s > {_num(threshold)} s "
-                           f"(n={r.get('n')})")
+                out.append(f"SLO {metric} {stat} {_num(value)} s > {_num(threshold)} s (n={n})")
     if row.exit_code == EXIT_UNREACHABLE:
         out.append(f"target not reached or not authenticated: outcomes {row.outcomes or 'none'}")
     elif not row.ok and not out:

@@ -193,3 +193,19 @@ def test_slo_file_breaks_a_healthy_run(sim, fixtures_dir, tmp_path) -> None:
     result = canary(sim("fast", time_scale=SCALE))
     assert result.code == 1 and result.row.slo_ok is False
     assert result.row.slo_results[0]["metric"] == "total_s" and result.row.slo_results[0]["threshold"] == 0.5
+
+
+def test_reasons_name_the_broken_slos() -> None:
+    from probes.canary.command import reasons
+
+    slo = {"ok": False, "results": [
+        {"metric": "total_s", "stat": "p90", "threshold": 15.0, "value": 62.1, "n": 3, "ok": False},
+        {"metric": "transcription_s", "stat": "p90", "threshold": 8.0, "value": None, "n": 0, "ok": False},
+        {"metric": "completed", "stat": "rate", "threshold": 1.0, "value": 0.6666667, "n": 3, "ok": False},
+        {"metric": "dwell_32", "stat": "p90", "threshold": 3.0, "value": 0.5, "n": 3, "ok": True}]}
+    meta = {"run_id": "r", "target": "svc", "started_at": "2026-11-26T09:00:00Z", "slo": slo}
+    assert reasons(summarise_run(meta, [probe_record("r", "1")], exit_code=1)) == [
+        "SLO total_s p90 62.10 s > 15.00 s (n=3)",
+        "SLO transcription_s p90: not measured (no probe observed it)",
+        "SLO completed rate 0.67 < 1.00 (n=3)",
+    ]
