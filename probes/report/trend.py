@@ -191,7 +191,7 @@ def target_rows(runs: TrendRuns, deploys: list[Deploy], slo: dict[str, dict[str,
     return out
 
 
-def html_table(header: list[str], rows: list[list[Any]], text_cols: int, bad_col: int | None = None) -> str:
+def html_table(header: list[str], rows: list[list[Any]], text_cols: int) -> str:
     """An escaped HTML table; the first text_cols columns align left; a FAILED/broken cell is shaded."""
     cls = lambda i: ' class="t"' if i < text_cols else ""  # noqa: E731
     head = "".join(f"<th{cls(i)}>{html.escape(h)}</th>" for i, h in enumerate(header))
