@@ -78,3 +78,17 @@ load-distributed: $(STAMP) fixtures/manifest.json
 
 clean:
 	rm -rf fixtures/*.m4a fixtures/*.wav fixtures/*.mp3 fixtures/*.webm fixtures/manifest.json reports/runs reports/demo reports/load
+
+# --- canary (docs/canary.md) ---------------------------------------------------------------------------
+# make canary TARGET=prod [CANARY_ARGS='--jitter 30 --keep 30d']   one canary run; exit 0 healthy, 1 SLO broken, 3 unreachable
+# make trend [SINCE=30d]                                             reports/trend/trend.html from the history
+# The history, webhook and Pushgateway come from PROBES_HISTORY_URL, PROBES_WEBHOOK_URL, PROBES_PUSHGATEWAY_URL.
+CANARY_ARGS ?=
+SINCE       ?= 30d
+.PHONY: canary trend
+
+canary: $(STAMP) fixtures/manifest.json
+	$(PROBES) canary --target $(TARGET) $(CANARY_ARGS)
+
+trend: $(STAMP)
+	$(PROBES) trend --since $(SINCE)

@@ -19,6 +19,7 @@ BENCHES = {
     "report": ["bench/bench_report.py"],
     "accuracy": ["bench/bench_accuracy.py"],
     "load": ["bench/bench_load.py"],
+    "history": ["bench/bench_history.py"],
 }
 
 

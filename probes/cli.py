@@ -178,3 +178,94 @@ def main() -> None:
     except KeyboardInterrupt:
         print("probes: interrupted", file=sys.stderr)
         sys.exit(130)
+
+
+# --- canary, trend, history (issue 10). Values are parsed by probes.canary.options so a bad one is one line. ---
+
+history_app = typer.Typer(help="The canary history store (SQLite or PostgreSQL).", no_args_is_help=True)
+app.add_typer(history_app, name="history")
+
+_HISTORY_HELP = ("History store: a path, sqlite:///PATH or postgresql://user:pass@host:port/db "
+                 "(default reports/history.sqlite). Prefer the environment variable for a URL with a password.")
+
+
+@app.command()
+def canary(
+    target: Annotated[str, typer.Option(help="Target name from targets.toml; its SLO table (targets.NAME.slo) is judged.")],
+    n: Annotated[str, typer.Option("-n", help="Probes in this canary run.")] = "3",
+    label: Annotated[str, typer.Option(help="Label of the run, e.g. canary, before-deploy, after-deploy.")] = "canary",
+    history: Annotated[Optional[str], typer.Option(envvar="PROBES_HISTORY_URL", help=_HISTORY_HELP)] = None,
+    webhook: Annotated[Optional[str], typer.Option(
+        envvar="PROBES_WEBHOOK_URL", help="POST alerts here as JSON with a Slack-compatible `text`.")] = None,
+    alert_after: Annotated[str, typer.Option("--alert-after", help="Fire after K failing runs in a row.")] = "2",
+    resolve_after: Annotated[str, typer.Option("--resolve-after", help="Resolve after M passing runs in a row.")] = "2",
+    pushgateway: Annotated[Optional[str], typer.Option(
+        envvar="PROBES_PUSHGATEWAY_URL", help="Push metrics to this Prometheus Pushgateway (job probes).")] = None,
+    textfile: Annotated[Optional[Path], typer.Option(
+        help="Write metrics to this .prom file (node_exporter textfile collector).")] = None,
+    jitter: Annotated[str, typer.Option(help="Sleep a random 0..S seconds before starting (spreads schedules).")] = "0",
+    keep: Annotated[Optional[str], typer.Option(
+        help="Delete this target's run directories older than AGE (30d); the history keeps their summaries.")] = None,
+    slo: Annotated[Optional[Path], typer.Option(
+        "--slo", help="Judge these SLOs (a TOML file with an slo table) instead of the target's.")] = None,
+    concurrency: Annotated[str, typer.Option(help="Probes in flight at once.")] = "1",
+    cadence: Annotated[str, typer.Option(help="app (the app's own polling) or fine (fixed --interval).")] = "app",
+    interval: Annotated[str, typer.Option(help="Poll interval in seconds for --cadence fine.")] = str(defaults.FINE_INTERVAL_S),
+    timeout: Annotated[str, typer.Option(help="Give up on a probe after this many seconds.")] = str(defaults.PROBE_TIMEOUT_S),
+    out: Annotated[Path, typer.Option(help="Parent directory for run directories.")] = defaults.RUNS_DIR,
+    targets_file: Annotated[Path, typer.Option("--targets", help="targets.toml to read.")] = defaults.TARGETS_FILE,
+    fixtures_dir: Annotated[Path, typer.Option("--fixtures", help="Directory holding manifest.json.")] = defaults.FIXTURES_DIR,
+) -> None:
+    """One canary run: probes + SLOs + history + alerts + metrics. Exit 0 healthy, 1 SLO broken, 3 unreachable."""
+    from probes.canary.command import MAX_JITTER_S, MAX_PROBES, MAX_STREAK, run_canary
+    from probes.canary.options import parse_age, parse_count, parse_seconds
+
+    result = run_canary(
+        target=target, n=parse_count(n, "-n", 1, MAX_PROBES), label=label, history=history, webhook=webhook,
+        alert_after=parse_count(alert_after, "--alert-after", 1, MAX_STREAK),
+        resolve_after=parse_count(resolve_after, "--resolve-after", 1, MAX_STREAK),
+        pushgateway=pushgateway, textfile=textfile, jitter_s=parse_seconds(jitter, "--jitter", MAX_JITTER_S),
+        keep_s=parse_age(keep, "--keep") if keep is not None else None,
+        concurrency=parse_count(concurrency, "--concurrency", 1, MAX_PROBES), cadence=cadence,
+        interval=parse_seconds(interval, "--interval", 60.0), timeout_s=parse_seconds(timeout, "--timeout", 3600.0),
+        out=out, targets_file=targets_file, fixtures_dir=fixtures_dir, slo_file=slo,
+    )
+    raise typer.Exit(result.code)
+
+
+@app.command()
+def trend(
+    target: Annotated[Optional[str], typer.Option(help="Only this target (default: every target in the window).")] = None,
+    history: Annotated[Optional[str], typer.Option(envvar="PROBES_HISTORY_URL", help=_HISTORY_HELP)] = None,
+    since: Annotated[str, typer.Option(help="Window: runs started within this AGE (90s, 30m, 12h, 30d).")] = "30d",
+    out: Annotated[Path, typer.Option(help="Directory for trend.html and its PNGs.")] = Path("reports/trend"),
+) -> None:
+    """trend.html + PNGs from the history: p50/p90 per run over time, SLO lines, failures, deploys."""
+    from probes.canary.history import open_history
+    from probes.canary.options import parse_age
+
+    since_s = parse_age(since, "--since")
+    with open_history(history) as store:
+        from probes.report.trend import build_trend
+
+        path = build_trend(store, target, since_s, out)
+    print(path)
+
+
+@history_app.command("import")
+def history_import(
+    run_dirs: Annotated[list[Path], typer.Argument(help="Run directories (reports/runs/<run_id>).")],
+    history: Annotated[Optional[str], typer.Option(envvar="PROBES_HISTORY_URL", help=_HISTORY_HELP)] = None,
+) -> None:
+    """Back-fill the history from run directories (idempotent: a run already there is replaced)."""
+    from probes.canary.history import open_history
+
+    with open_history(history) as store:
+        result = store.import_runs(run_dirs)
+    for run_dir, reason in result.skipped:
+        print(f"probes: skipped {run_dir}: {reason}", file=sys.stderr)
+    print(f"imported {len(result.recorded)} run(s) into {store.display}"
+          + (f"; skipped {len(result.skipped)}" if result.skipped else ""))
+    if result.skipped:
+        raise UsageError(f"{len(result.skipped)} of {len(run_dirs)} director{'y was' if len(run_dirs) == 1 else 'ies were'} "
+                         "not run directories")
