@@ -1,20 +1,30 @@
 # The verbs people type. Every target bootstraps .venv itself (once; a second
 # run reuses it until pyproject.toml or requirements.lock change).
-PYTHON ?= python3.11
-VENV   := .venv
-BIN    := $(VENV)/bin
-STAMP  := $(VENV)/.installed
-PROBES := $(BIN)/probes
+#
+# Python: PYTHON if given (a name or a path; a pyenv shim that does not run is
+# resolved through pyenv), else the first supported interpreter on PATH; see
+# scripts/find-python. The default interpreter's venv is .venv, another
+# version's is .venv-X.Y, so `make test PYTHON=python3.13` rebuilds neither.
+PYTHON  ?=
+PY      := $(shell scripts/find-python $(PYTHON) 2>/dev/null)
+PY_ERR   = $(shell scripts/find-python $(PYTHON) 2>&1 >/dev/null)
+PY_VER  := $(if $(PY),$(shell "$(PY)" -c 'import sys; print("%d.%d" % sys.version_info[:2])'))
+DEF_VER := $(if $(PYTHON),$(shell "$$(scripts/find-python 2>/dev/null || echo false)" -c 'import sys; print("%d.%d" % sys.version_info[:2])' 2>/dev/null),$(PY_VER))
+VENV    := $(if $(filter-out $(DEF_VER),$(PY_VER)),.venv-$(PY_VER),.venv)
+BIN     := $(VENV)/bin
+STAMP   := $(VENV)/.installed-$(PY_VER)
+PROBES  := $(BIN)/probes
 
 N      ?= 5
 LABEL  ?= manual
 TARGET ?= local
 
-.PHONY: help venv test demo fixtures sim probe-local probe-prod report bench load load-distributed clean
+.PHONY: help venv lock test demo fixtures sim probe-local probe-prod report bench load load-distributed clean
 
 help:
 	@echo "make demo         local (fast) vs prod (stale-32) on two embedded simulators, full report"
-	@echo "make test         the test suite"
+	@echo "make test         the test suite (PYTHON=python3.13: on another interpreter, in .venv-3.13)"
+	@echo "make lock         regenerate requirements.lock for Python 3.11-3.13 (UPGRADE=1: newest allowed pins)"
 	@echo "make fixtures     generate audio fixtures and fixtures/manifest.json"
 	@echo "make sim          run the embedded simulator (SCENARIO=fast PORT=8765 SCALE=1)"
 	@echo "make probe-local  probe targets.local (starts its simulator if nothing answers), N=5"
@@ -27,11 +37,40 @@ help:
 
 venv: $(STAMP)
 
+# The stamp names the Python version: a venv another version left here is rebuilt (--clear).
 $(STAMP): pyproject.toml requirements.lock
-	@test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
+	$(if $(PY),,$(error $(PY_ERR)))
+	@$(BIN)/python -c 'import sys; sys.exit("%d.%d" % sys.version_info[:2] != "$(PY_VER)")' 2>/dev/null \
+	  || { echo "$(PY) -m venv --clear $(VENV)"; "$(PY)" -m venv --clear $(VENV); }
 	$(BIN)/python -m pip install --quiet --disable-pip-version-check -r requirements.lock
-	$(BIN)/python -m pip install --quiet --disable-pip-version-check --no-deps -e .
+	$(BIN)/python -m pip install --quiet --disable-pip-version-check --no-deps --no-build-isolation -e .
 	@touch $(STAMP)
+
+# requirements.lock: one universal lock for every supported Python (environment
+# markers, e.g. audioop-lts on 3.13+), made by uv from pyproject.toml, installed
+# by pip. Existing pins are kept unless UPGRADE=1. Then a check that every pin
+# has a wheel for each supported CPython on $(LOCK_PLATFORM).
+SUPPORTED     := $(shell scripts/find-python --supported)
+UV_VERSION    := 0.13.9
+TOOLS         := .venv-tools
+UV_STAMP      := $(TOOLS)/.uv-$(UV_VERSION)
+LOCK_PLATFORM := x86_64-manylinux_2_28
+
+$(UV_STAMP):
+	$(if $(PY),,$(error $(PY_ERR)))
+	"$(PY)" -m venv --clear $(TOOLS)
+	$(TOOLS)/bin/python -m pip install --quiet --disable-pip-version-check uv==$(UV_VERSION)
+	@touch $@
+
+lock: $(UV_STAMP)
+	$(TOOLS)/bin/uv pip compile --quiet pyproject.toml --extra dev --universal \
+	  --python-version $(firstword $(SUPPORTED)) $(if $(UPGRADE),--upgrade) \
+	  --custom-compile-command "make lock" -o requirements.lock
+	@for v in $(SUPPORTED); do \
+	  $(TOOLS)/bin/uv pip install --quiet --dry-run --no-deps --only-binary :all: --target $(TOOLS)/wheel-check \
+	    --python-version $$v --python-platform $(LOCK_PLATFORM) -r requirements.lock || exit 1; \
+	  echo "requirements.lock: a wheel for every pin on CPython $$v, $(LOCK_PLATFORM)"; \
+	done
 
 fixtures: $(STAMP)
 	$(PROBES) fixtures

@@ -27,6 +27,22 @@ app = typer.Typer(
 )
 
 
+def _print_version(value: bool) -> None:
+    if value:
+        from probes import __version__
+
+        print(f"probes {__version__}")
+        raise typer.Exit()
+
+
+@app.callback()
+def _main(
+    version: Annotated[bool, typer.Option(
+        "--version", callback=_print_version, is_eager=True, help="Print the version and exit.")] = False,
+) -> None:
+    """Probe upload-then-poll backends the way the app does, and report where the time goes."""
+
+
 def _csv_floats(text: str) -> list[float]:
     try:
         return [float(x) for x in text.split(",") if x.strip()]
