@@ -20,6 +20,7 @@ BENCHES = {
     "accuracy": ["bench/bench_accuracy.py"],
     "load": ["bench/bench_load.py"],
     "history": ["bench/bench_history.py"],
+    "gate": ["bench/bench_gate.py"],
 }
 
 

@@ -122,7 +122,7 @@ def test_installed_command_works_outside_the_repository(venv: Path, tmp_path: Pa
             # Load mode: Locust loads the installed package's locustfile, not one in the current directory.
             targets = work / "targets.toml"
             targets.write_text(f'[targets.sim]\nbase_url = "{url}"\nallow_load = true\n', encoding="utf-8")
-            out = _check([python, "-m", "probes.load", "--target", "sim", "--targets", str(targets), "--users", "1",
+            out = _check([str(Path(python).parent / "probes"), "load", "--target", "sim", "--targets", str(targets), "--users", "1",
                           "--duration", "3s", "--fixtures", str(tmp_path / "fx"), "--out", str(tmp_path / "load"),
                           "--no-report", "--quiet"], cwd=work)
             load_dir = Path(out.strip().splitlines()[-1])
