@@ -28,7 +28,8 @@ help:
 	@echo "make fixtures     generate audio fixtures and fixtures/manifest.json"
 	@echo "make sim          run the embedded simulator (SCENARIO=fast PORT=8765 SCALE=1)"
 	@echo "make probe-local  probe targets.local (starts its simulator if nothing answers), N=5"
-	@echo "make probe-prod   probe targets.prod, N=3, concurrency 1, LABEL=before-deploy|after-deploy"
+	@echo "make probe-prod   deploy check on targets.prod: LABEL=before-deploy, then LABEL=after-deploy (compares; exit 1 on a regression or broken SLO)"
+	@echo "make canary       one canary run: TARGET=prod (docs/canary.md); make trend SINCE=30d: trend.html from the history"
 	@echo "make report RUNS='reports/runs/A reports/runs/B'  render a report"
 	@echo "make load         Locust load run: TARGET=local USERS=10 MODEL=closed|open|ramp RATE=0 DURATION=60s"
 	@echo "make load-distributed WORKERS=2  the same with a Locust master and workers on loopback"
@@ -93,8 +94,12 @@ sim: $(STAMP)
 probe-local: $(STAMP) fixtures/manifest.json
 	$(BIN)/python -m probes.probe.local --target local -n $(N) --label $(LABEL)
 
+# The deploy check (README "Deploy check"): 3 probes one after the other; LABEL=after-deploy compares
+# itself with the newest run labelled before-deploy (BASELINE=... for another) and fails on a regression.
+PROD_N   ?= 3
+BASELINE ?= $(if $(filter after-deploy,$(LABEL)),latest:before-deploy)
 probe-prod: $(STAMP) fixtures/manifest.json
-	$(PROBES) run --target prod -n 3 --concurrency 1 --label $(LABEL)
+	$(PROBES) run --target prod -n $(PROD_N) --concurrency 1 --label $(LABEL) $(if $(BASELINE),--baseline $(BASELINE))
 
 RUNS ?=
 report: $(STAMP)
@@ -110,10 +115,10 @@ MODEL    ?= closed
 WORKERS  ?= 2
 
 load: $(STAMP) fixtures/manifest.json
-	$(BIN)/python -m probes.load --target $(TARGET) --users $(USERS) --rate $(RATE) --duration $(DURATION) --model $(MODEL)
+	$(PROBES) load --target $(TARGET) --users $(USERS) --rate $(RATE) --duration $(DURATION) --model $(MODEL)
 
 load-distributed: $(STAMP) fixtures/manifest.json
-	$(BIN)/python -m probes.load --target $(TARGET) --users $(USERS) --rate $(RATE) --duration $(DURATION) --model $(MODEL) --workers $(WORKERS)
+	$(PROBES) load --target $(TARGET) --users $(USERS) --rate $(RATE) --duration $(DURATION) --model $(MODEL) --workers $(WORKERS)
 
 clean:
 	rm -rf fixtures/*.m4a fixtures/*.wav fixtures/*.mp3 fixtures/*.webm fixtures/manifest.json reports/runs reports/demo reports/load

@@ -71,11 +71,13 @@ def print_summary(records: list[dict[str, Any]], time_scale: float | None = None
     table = Table(title=title)
     for column in ("target / label", "n, outcomes", "metric", "p50", "p90", "max"):
         table.add_column(column, justify="right" if column in ("p50", "p90", "max") else "left")
+    cleanup_lines = []
     for row in summary_rows(records, time_scale):
         outcomes = ", ".join(f"{k} {v}" for k, v in sorted(row["outcomes"].items()))
         if row["cleanup"]:
             deleted = row["cleanup"].get("deleted", 0)
-            outcomes += f"; cleanup: {deleted} deleted, {sum(row['cleanup'].values()) - deleted} left"
+            cleanup_lines.append(f"{row['target']} / {row['label']}: cleanup: {deleted} deleted, "
+                                 f"{sum(row['cleanup'].values()) - deleted} left")
         for i, (key, name) in enumerate(METRICS):
             stats = row[key]
             # Target and label are data (a label of '[/]' is text, not markup): Text cells, never markup.
@@ -84,6 +86,8 @@ def print_summary(records: list[dict[str, Any]], time_scale: float | None = None
                           _num(stats["p50"]), _num(stats["p90"]), _num(stats["max"]),
                           end_section=i == len(METRICS) - 1)
     console.print(table)
+    for line in cleanup_lines:  # diaries the probes created and deleted again (targets with cleanup = true)
+        console.print(terminal_text(line))
 
 
 def print_slo(report: SloReport) -> None:

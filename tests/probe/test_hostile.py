@@ -36,29 +36,19 @@ def records(run_dir: Path) -> list[dict]:
     return [json.loads(line) for line in (run_dir / "probes.jsonl").read_text().splitlines()]
 
 
+# A small wrapper process starts the command and reports its children's peak RSS: measured from
+# pytest itself, the fork before exec would count pytest's own memory as the child's.
+PEAK_WRAPPER = ("import resource, subprocess, sys; r = subprocess.run(sys.argv[1:]); "
+                "print(f'PEAK_KB {resource.getrusage(resource.RUSAGE_CHILDREN).ru_maxrss}', file=sys.stderr); "
+                "sys.exit(r.returncode)")
+
+
 def measured(cmd: list[str], timeout: float = 90) -> tuple[int, str, str, float]:
-    """Run `cmd` and read its peak RSS from wait4 (ru_maxrss, KiB on Linux)."""
-    proc = subprocess.Popen(cmd, cwd=ROOT, stdout=subprocess.PIPE, stderr=subprocess.PIPE,
-                            env={**os.environ, "PYTHONPATH": str(ROOT)})
-    out = err = b""
-    deadline = time.monotonic() + timeout
-    while True:
-        ready, _, _ = select.select([proc.stdout, proc.stderr], [], [], 0.2)
-        for stream in ready:
-            chunk = os.read(stream.fileno(), 65536)
-            if stream is proc.stdout:
-                out += chunk
-            else:
-                err += chunk
-        pid, status, usage = os.wait4(proc.pid, os.WNOHANG)
-        if pid:
-            out += proc.stdout.read()
-            err += proc.stderr.read()
-            proc.returncode = os.waitstatus_to_exitcode(status)
-            return proc.returncode, out.decode(), err.decode(), usage.ru_maxrss / 1024
-        if time.monotonic() > deadline:
-            proc.kill()
-            raise AssertionError(f"{cmd} ran past {timeout} s")
+    """(exit code, stdout, stderr, peak RSS in MB) of `cmd`, bounded by `timeout`."""
+    proc = subprocess.run([sys.executable, "-c", PEAK_WRAPPER, *cmd], cwd=ROOT, capture_output=True, text=True,
+                          timeout=timeout, env={**os.environ, "PYTHONPATH": str(ROOT)})
+    err, _, peak = proc.stderr.rpartition("PEAK_KB ")
+    return proc.returncode, proc.stdout, err, int(peak.strip() or 0) / 1024
 
 
 def probe_args(url: str, tmp_path: Path, fixtures: Path, *extra: str) -> list[str]:
