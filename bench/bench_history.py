@@ -227,7 +227,7 @@ def bench_start(repeat: int) -> dict:
 IMPORTS = "import probes.cli, probes.canary.command, probes.canary.history, probes.canary.lock, probes.probe.run"
 # in import order: each figure includes the first import of everything below it
 CUMULATIVE = ("probes.cli", "probes.canary.command", "probes.probe.run", "probes.probe.wire", "probes.probe.driver",
-              "probes.config", "probes.probe.runner", "probes.probe.live", "probes.probe.summary")
+              "probes.config", "probes.probe.live", "probes.probe.summary")
 
 
 def bench_imports() -> dict:

@@ -22,7 +22,7 @@ import sys
 import time
 from pathlib import Path
 
-from probes.probe.runner import STAGGER_PER_PROBE_S, STAGGER_S
+from probes.probe.run import STAGGER_PER_PROBE_S, STAGGER_S
 from probes.sim.server import free_port, simulator_process
 
 ROOT = Path(__file__).resolve().parents[1]
