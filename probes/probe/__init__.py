@@ -8,7 +8,7 @@ Stages, each importing only those above it:
     machine         the whole flow as a sans-I/O state machine: events in, actions out (pure)
     plan            what the probes of a run share (pure)
     fingerprint     bounding what /health says about the target (pure)
-    poll_transport  keep-alive HTTP/1.1 transport for polls of big runs (I/O)
+    fast_transport  keep-alive HTTP/1.1 transport for big runs (I/O)
     driver          one probe over httpx: executes the machine's actions (I/O)
     store           the run directory: run.json, probes.jsonl (I/O)
     live, summary   the live progress bars and the end-of-run table (terminal)

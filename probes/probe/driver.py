@@ -6,9 +6,11 @@ probes.probe.machine's. This module waits, sends, reads bodies within their
 cap (probes.probe.body) and bounds each request's whole life with its timeout
 (a server that answers one byte a second cannot hold a probe past it).
 
-Polls go through the httpx client (cookies, proxy settings from the
+Requests go through the httpx client (cookies, proxy settings from the
 environment) unless the run is big enough for the keep-alive fast transport
-(FAST_POLLS_FROM probes in flight), which then keeps the cookies too.
+(FAST_FROM probes in flight): then every request of the run goes there (httpx's
+own pool costs quadratic time with hundreds of uploads at once), and the
+cookies answers set are kept all the same.
 """
 
 from __future__ import annotations
@@ -27,11 +29,11 @@ from probes.probe.machine import (
     Answer, Done, ProbeMachine, Refreshed, RefreshToken, Send, TransportError,
 )
 from probes.probe.plan import ProbePlan, ProbeState, utc_now
-from probes.probe.poll_transport import PollTransport
+from probes.probe.fast_transport import FastTransport
 
-# From this many probes in flight, polls skip the client's per-request machinery (URL and header
-# merge, cookie handling, pool) and go to the keep-alive PollTransport (BENCHMARKS.md, "poll path").
-FAST_POLLS_FROM = 64
+# From this many probes in flight, requests skip the client's per-request machinery (URL and header
+# merge, cookie handling, pool) and go to the keep-alive FastTransport (BENCHMARKS.md, "poll path").
+FAST_FROM = 64
 HEALTH_TIMEOUT_S = 5.0
 CONNECT_TIMEOUT_S = 15.0
 
@@ -40,16 +42,17 @@ class HttpSide:
     """What every probe of a run shares: the client, the fast poll transport (or None), the token."""
 
     def __init__(self, base_url: str, concurrency: int, headers: dict[str, str],
-                 tokens: TokenSource | None = None, fast_polls: bool | None = None) -> None:
+                 tokens: TokenSource | None = None, fast: bool | None = None) -> None:
         size = max(10, concurrency * 2)
         limits = httpx.Limits(max_connections=size, max_keepalive_connections=size)
         self.client = httpx.AsyncClient(
             base_url=base_url, headers=headers, limits=limits, trust_env=True, follow_redirects=False,
             timeout=httpx.Timeout(CONNECT_TIMEOUT_S),
         )
-        fast = concurrency >= FAST_POLLS_FROM if fast_polls is None else fast_polls
-        self.fast: PollTransport | None = PollTransport() if fast else None
+        fast = concurrency >= FAST_FROM if fast is None else fast
+        self.fast: FastTransport | None = FastTransport() if fast else None
         self.tokens = tokens
+        self.cookie_version = 0  # bumped when an answer on the fast path sets a cookie
         self._token: str | None = None
         self._token_ready = False
         self._lock = asyncio.Lock()
@@ -80,19 +83,27 @@ class HttpSide:
                 self._token_ready = True
 
 
+def _timeouts(timeout_s: float) -> dict[str, float]:
+    return {"connect": timeout_s, "read": timeout_s, "write": timeout_s, "pool": timeout_s}
+
+
 async def exchange(http: HttpSide, request: httpx.Request, timeout_s: float, *, fast: bool,
                    clock: Callable[[], float], start: float) -> Answer | TransportError:
     """Send one request and read its whole answer within `timeout_s`; every failure is a TransportError."""
-    request.extensions["timeout"] = httpx.Timeout(timeout_s).as_dict()
+    request.extensions["timeout"] = _timeouts(timeout_s)
     try:
+        if fast:  # the transport bounds connect and the whole answer itself, and caps the body on the wire
+            assert http.fast is not None
+            status, raw, wire_body = await http.fast.send(request)
+            headers = {k.decode("latin-1").lower(): v.decode("latin-1") for k, v in raw}
+            if "set-cookie" in headers:  # a sticky-session cookie: kept for the next requests, as httpx would
+                http.client.cookies.extract_cookies(httpx.Response(status, headers=raw, request=request))
+                http.cookie_version += 1
+            reader = BodyReader(headers.get("content-encoding"))
+            reader.feed(wire_body)
+            return Answer(start, clock(), status, headers, reader.finish(), epoch_s=time.time())
         async with asyncio.timeout(timeout_s):
-            if fast:
-                assert http.fast is not None
-                response = await http.fast.handle_async_request(request)
-                if "set-cookie" in response.headers:
-                    http.client.cookies.extract_cookies(response)
-            else:
-                response = await http.client.send(request, stream=True)
+            response = await http.client.send(request, stream=True)
             try:
                 reader = BodyReader(response.headers.get("content-encoding"))
                 async for chunk in response.aiter_raw():
@@ -161,7 +172,7 @@ class Probe:
 
     async def _send(self, send: Send, token: str | None) -> Answer | TransportError:
         start = self.now()
-        fast = send.kind == "poll" and self.http.fast is not None
+        fast = self.http.fast is not None
         try:
             request = self._request(send, token, fast)
         except (httpx.HTTPError, httpx.InvalidURL, ValueError) as exc:
@@ -178,7 +189,7 @@ class Probe:
             return client.build_request(send.method, send.path, headers=headers)
         # The fast path re-sends one built request (with the client's headers and cookies, such as a
         # load balancer's sticky-session cookie): building it per poll cost more CPU than sending it.
-        cookies = len(client.cookies.jar)
+        cookies = self.http.cookie_version
         cached = self._poll
         if cached is None or cached[:3] != (send.path, token, cookies):
             cached = (send.path, token, cookies, client.build_request("GET", send.path, headers=headers))

@@ -70,7 +70,7 @@ def run_probes(
     interval: float = defaults.FINE_INTERVAL_S, milestones: list[int] = list(defaults.MILESTONES),
     timeout_s: float = defaults.PROBE_TIMEOUT_S, out: Path = defaults.RUNS_DIR,
     targets_file: Path = defaults.TARGETS_FILE, fixtures_dir: Path = defaults.FIXTURES_DIR, quiet: bool = False,
-    fast_polls: bool | None = None, slo_file: Path | None = None, no_slo: bool = False,
+    fast: bool | None = None, slo_file: Path | None = None, no_slo: bool = False,
     baseline: str | None = None, idle_before_s: float = 0.0,
 ) -> RunResult:
     _validate(n, concurrency, timeout_s, milestones)
@@ -95,7 +95,7 @@ def run_probes(
     # passes, which otherwise stall the event loop for tens of ms with hundreds of probes.
     gc.freeze()
     with asyncio.Runner(loop_factory=_loop_factory()) as runner:
-        result = runner.run(_run(chosen, plan, headers, tokens, n, concurrency, out, quiet, fast_polls, objectives,
+        result = runner.run(_run(chosen, plan, headers, tokens, n, concurrency, out, quiet, fast, objectives,
                                  idle_before_s, baseline_dir))
     if baseline is not None and result.code not in (EXIT_INTERRUPTED, EXIT_UNREACHABLE):
         result = _against_baseline(result, baseline, baseline_dir)
@@ -172,7 +172,7 @@ def run_meta(target: Target, plan: ProbePlan, n: int, concurrency: int) -> dict[
 
 
 async def _run(target: Target, plan: ProbePlan, headers: dict[str, str], tokens: TokenSource, n: int,
-               concurrency: int, out: Path, quiet: bool, fast_polls: bool | None,
+               concurrency: int, out: Path, quiet: bool, fast: bool | None,
                objectives: tuple[tuple[Slo, ...], str] | None, idle_before_s: float = 0.0,
                baseline_dir: Path | None = None) -> RunResult:
     # SIGTERM (a CI job cancelled, `timeout`) ends the run like Ctrl-C, in every phase.
@@ -185,7 +185,7 @@ async def _run(target: Target, plan: ProbePlan, headers: dict[str, str], tokens:
     upload_headers: dict[str, str] | None = None
     time_scale: float | None = None
     try:
-        async with HttpSide(target.base_url, concurrency, headers, tokens, fast_polls) as http:
+        async with HttpSide(target.base_url, concurrency, headers, tokens, fast) as http:
             health = await fetch_health(http, with_token=target.health_auth)
             scenario, time_scale = simulator_info(health["health"], target.is_loopback)
             writer.meta.update(scenario=scenario, time_scale=time_scale)

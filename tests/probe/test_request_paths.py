@@ -1,4 +1,4 @@
-"""Both poll paths of the httpx driver: the regular client below FAST_POLLS_FROM, the fast transport above.
+"""Both request paths of the httpx driver: the regular client below FAST_FROM, the fast transport above.
 
 They must give identical records, and both keep the cookies a poll answer sets (a load
 balancer's sticky-session cookie), as the app's HTTP stack would.
@@ -11,7 +11,7 @@ import asyncio
 import pytest
 
 from probes.probe import wire
-from probes.probe.driver import FAST_POLLS_FROM, HttpSide, Probe
+from probes.probe.driver import FAST_FROM, HttpSide, Probe
 from tests.probe.table_plan import CountingTokens, plan
 from tests.probe.test_three_runners import assert_times_agree, comparable
 from tests.servers import SCRIPTS, Step, flow, scripted_server
@@ -23,7 +23,7 @@ SCRIPT = flow(HEALTHY_POLLS[:1] + [STICKY] + HEALTHY_POLLS[2:])
 
 def probe(base_url: str, fast: bool) -> dict:
     async def go() -> dict:
-        async with HttpSide(base_url, 1, wire.request_headers(), CountingTokens(), fast_polls=fast) as http:
+        async with HttpSide(base_url, 1, wire.request_headers(), CountingTokens(), fast=fast) as http:
             assert (http.fast is not None) == fast
             return await Probe(http, plan("fine", 0.05, 10.0, False), "0001").run()
 
@@ -49,5 +49,5 @@ def test_both_paths_give_identical_records() -> None:
 
 
 def test_the_run_picks_the_fast_path_only_for_big_runs() -> None:
-    assert HttpSide("http://127.0.0.1:1", FAST_POLLS_FROM - 1, {}).fast is None
-    assert HttpSide("http://127.0.0.1:1", FAST_POLLS_FROM, {}).fast is not None
+    assert HttpSide("http://127.0.0.1:1", FAST_FROM - 1, {}).fast is None
+    assert HttpSide("http://127.0.0.1:1", FAST_FROM, {}).fast is not None

@@ -11,7 +11,7 @@ import httpx
 import pytest
 import trustme
 
-from probes.probe.poll_transport import PollTransport
+from probes.probe.fast_transport import FastTransport
 from probes.sim.server import free_port
 
 Handler = Callable[[asyncio.StreamReader, asyncio.StreamWriter], Awaitable[None]]
@@ -48,7 +48,7 @@ async def serve(handler: Handler, body: Callable[[str], Awaitable[None]], tls: s
     return len(connections)
 
 
-async def get(transport: PollTransport, url: str, timeout: float = 5.0) -> httpx.Response:
+async def get(transport: FastTransport, url: str, timeout: float = 5.0) -> httpx.Response:
     request = httpx.Request("GET", url + "/diary/voice/progress/t1", headers={"Authorization": "Bearer x"},
                             extensions={"timeout": httpx.Timeout(timeout).as_dict()})
     response = await transport.handle_async_request(request)
@@ -63,7 +63,7 @@ def test_polls_the_simulator_over_one_kept_alive_connection(sim):
         async with httpx.AsyncClient(base_url=url, trust_env=False) as client:
             task_id = (await client.post("/diary/voice/async", files={"audio": ("a.m4a", b"x" * 2000, "audio/m4a")},
                                          data={"duration": "5"})).json()["task_id"]
-            async with PollTransport() as transport:
+            async with FastTransport() as transport:
                 request = client.build_request("GET", f"/diary/voice/progress/{task_id}")
                 answers = [await transport.handle_async_request(request) for _ in range(5)]
                 for r in answers:
@@ -83,7 +83,7 @@ def test_a_connection_the_server_closed_while_idle_is_replaced_without_an_error(
         await writer.drain()
 
     async def body(url):
-        async with PollTransport() as transport:
+        async with FastTransport() as transport:
             first = await get(transport, url)
             await asyncio.sleep(0.1)  # the server has closed the kept-alive connection by now
             second = await get(transport, url)
@@ -107,7 +107,7 @@ def test_answers_framed_every_way_http_allows(wire, expect):
         await asyncio.sleep(0.2)
 
     async def body(url):
-        async with PollTransport() as transport:
+        async with FastTransport() as transport:
             response = await get(transport, url)
         assert response.content == expect
 
@@ -133,7 +133,7 @@ def test_bad_servers_give_httpx_errors(behaviour, error):
         await asyncio.sleep(0.05 if behaviour == "cut" else 1.0)  # cut: the server goes away mid-answer
 
     async def body(url):
-        async with PollTransport() as transport:
+        async with FastTransport() as transport:
             with pytest.raises(error):
                 await get(transport, url, timeout=0.3)
             assert transport._all == set()  # a failed connection is never reused
@@ -143,7 +143,7 @@ def test_bad_servers_give_httpx_errors(behaviour, error):
 
 def test_nothing_listening_is_a_connect_error():
     async def main():
-        async with PollTransport() as transport:
+        async with FastTransport() as transport:
             with pytest.raises(httpx.ConnectError):
                 await get(transport, f"http://127.0.0.1:{free_port()}")
 
@@ -164,7 +164,7 @@ def test_a_cancelled_poll_does_not_leave_its_connection_for_the_next():
             await writer.drain()
 
     async def body(url):
-        async with PollTransport() as transport:
+        async with FastTransport() as transport:
             task = asyncio.create_task(get(transport, url))
             await asyncio.sleep(0.1)
             task.cancel()
@@ -191,19 +191,39 @@ def test_https_with_a_verified_certificate():
         await asyncio.sleep(0.2)
 
     async def body(url):
-        async with PollTransport(ssl_context=client_ctx) as transport:
+        async with FastTransport(ssl_context=client_ctx) as transport:
             assert (await get(transport, url)).content == b"secure"
-        async with PollTransport() as untrusting:  # the system's roots do not know this authority
+        async with FastTransport() as untrusting:  # the system's roots do not know this authority
             with pytest.raises(httpx.ConnectError):
                 await get(untrusting, url)
 
     asyncio.run(serve(handler, body, tls=server_ctx))
 
 
-def test_only_bodyless_gets_are_accepted():
-    async def main():
-        async with PollTransport() as transport:
-            with pytest.raises(ValueError):
-                await transport.handle_async_request(httpx.Request("POST", "http://127.0.0.1:1/x", content=b"a"))
+def test_an_upload_goes_whole_on_a_fresh_connection_and_is_never_sent_twice():
+    seen: list[bytes] = []
 
-    asyncio.run(main())
+    async def handler(reader, writer):
+        head = await read_request(reader)
+        length = int(next((line.split(b":")[1] for line in head.split(b"\r\n") if line.lower().startswith(
+            b"content-length")), 0))
+        seen.append(head.split(b"\r\n")[0] + b" " + await reader.readexactly(length))
+        writer.write(answer(b'{"task_id":"t1"}'))
+        await writer.drain()
+        await asyncio.sleep(0.2)
+
+    async def body(url):
+        async with FastTransport() as transport:
+            await get(transport, url)  # leaves an idle keep-alive connection behind
+            for _ in range(2):
+                request = httpx.Request("POST", url + "/diary/voice/async", files={"audio": ("a.m4a", b"x" * 2000)},
+                                        data={"duration": "5"}, extensions={"timeout": httpx.Timeout(5).as_dict()})
+                response = await transport.handle_async_request(request)
+                assert response.status_code == 200 and await response.aread() == b'{"task_id":"t1"}'
+            with pytest.raises(ValueError):  # a GET has no body
+                await transport.handle_async_request(httpx.Request("GET", url + "/x", content=b"a"))
+
+    connections = asyncio.run(serve(handler, body))
+    posts = [s for s in seen if s.startswith(b"POST")]
+    assert len(posts) == 2 and all(b'name="duration"' in s and b"x" * 2000 in s for s in posts)
+    assert connections == 3  # the GET's, then one fresh connection per POST (never an idle one)

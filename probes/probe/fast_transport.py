@@ -1,16 +1,20 @@
-"""An httpx transport for the polls: keep-alive HTTP/1.1 connections parsed by httptools.
+"""An httpx transport for big runs: keep-alive HTTP/1.1 connections parsed by httptools.
 
 Why: a poll is the same small GET every 300 ms from hundreds of probes. Through
 aiohttp (the httpx-aiohttp transport) one cost ~0.35 ms of CPU before any of our
 own work, which held one process near 375 probes; over an asyncio protocol with
-httptools (the parser uvicorn uses) it costs ~0.13 ms (BENCHMARKS.md). Uploads,
-/health and cleanup go through the httpx client: only polls come here, and only
-when a run has enough probes in flight for it to pay (probes.probe.driver).
+httptools (the parser uvicorn uses) it costs ~0.13 ms (BENCHMARKS.md). And
+httpx's own pool (httpcore) looks at every connection for every request, so
+hundreds of uploads at once cost it quadratic time (encode/httpx#3215). From
+FAST_FROM probes in flight (probes.probe.driver) every request of the run comes
+here; below that the regular httpx client serves them (proxies, cookies).
 
-Scope, and nothing more: GET without a body, http or https, no proxy (the
-client uses trust_env=False); responses framed by Content-Length, chunked, or
-ended by the server closing. Failures surface as httpx exceptions, so a probe
-records them exactly as it did before.
+Scope, and nothing more: http or https, no proxy; a request body sent whole
+with its Content-Length (an upload); responses framed by Content-Length,
+chunked, or ended by the server closing, each body capped at MAX_BODY_BYTES.
+Only a GET may reuse an idle connection and be sent again when the server had
+closed it unseen: a POST goes on a fresh connection, never twice. Failures
+surface as httpx exceptions, so a probe records them like any other.
 """
 
 from __future__ import annotations
@@ -123,8 +127,8 @@ class _Connection(asyncio.Protocol):
                 timer.cancel()
 
 
-class PollTransport(httpx.AsyncBaseTransport):
-    """GET requests over pooled keep-alive connections (one per concurrent poller, reused LIFO)."""
+class FastTransport(httpx.AsyncBaseTransport):
+    """Requests over pooled keep-alive connections (one per concurrent prober, reused LIFO)."""
 
     def __init__(self, ssl_context: ssl.SSLContext | None = None) -> None:
         self._ssl = ssl_context
@@ -132,15 +136,27 @@ class PollTransport(httpx.AsyncBaseTransport):
         self._all: set[_Connection] = set()
 
     async def handle_async_request(self, request: httpx.Request) -> httpx.Response:
-        if request.method != "GET" or request.headers.get("content-length") not in (None, "0"):
-            raise ValueError("PollTransport sends GET requests without a body only")
+        status, headers, body = await self.send(request)
+        # a stream, not content=: httpx would run the body through its decoders at once
+        return httpx.Response(status, headers=headers, stream=httpx.ByteStream(body), request=request,
+                              extensions={"http_version": b"HTTP/1.1"})
+
+    async def send(self, request: httpx.Request) -> tuple[int, list[tuple[bytes, bytes]], bytes]:
+        """(status, raw headers, raw body) of the answer: what the driver reads, without an httpx.Response."""
         url = request.url
         origin = (url.scheme, url.host, url.port or (443 if url.scheme == "https" else 80))
         timeouts: dict[str, Any] = request.extensions.get("timeout", {})
-        raw = b"\r\n".join([b"GET " + url.raw_path + b" HTTP/1.1", *(k + b": " + v for k, v in request.headers.raw),
-                            b"", b""])
+        if request.method == "GET" and request.headers.get("content-length") not in (None, "0"):
+            raise ValueError("FastTransport sends a GET without a body")
+        body = await request.aread() if request.method != "GET" else b""
+        head = [request.method.encode("ascii") + b" " + url.raw_path + b" HTTP/1.1",
+                *(k + b": " + v for k, v in request.headers.raw)]
+        if body and "content-length" not in request.headers:
+            head.append(b"Content-Length: " + str(len(body)).encode())
+        raw = b"\r\n".join([*head, b"", body])
+        idempotent = request.method in ("GET", "HEAD")
         for attempt in (0, 1):
-            conn = self._take(origin)
+            conn = self._take(origin) if idempotent else None
             reused = conn is not None
             if conn is None:
                 conn = await self._connect(origin, timeouts.get("connect", DEFAULT_TIMEOUT_S))
@@ -158,10 +174,9 @@ class PollTransport(httpx.AsyncBaseTransport):
                 self._idle.setdefault(origin, []).append(conn)
             else:
                 self._drop(conn)
-            # a stream, not content=: httpx would run the body through its decoders at once
-            return httpx.Response(status, headers=headers, stream=httpx.ByteStream(body), request=request,
-                                  extensions={"http_version": b"HTTP/1.1"})
+            return status, headers, body
         raise AssertionError("unreachable")  # pragma: no cover
+
 
     def _take(self, origin: Origin) -> _Connection | None:
         idle = self._idle.get(origin)
