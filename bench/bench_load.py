@@ -4,7 +4,7 @@ Side by side in one run, against one simulator (`stuck`, time scale 1: every
 flow keeps polling until the run ends) in its own process:
 
   probe    the real ProbeUser (locustfile.py) at `--probes-cadence fine
-           --probes-interval 0.3`: FlowLog, Cadence, records, PHASE events
+           --probes-interval 0.3`: the probe machine, records, the phase table
   minimal  MinimalFlowUser below: POST the fixture, then GET the progress URL
            on a fixed 300 ms schedule; no parsing, no records, no events
            (it only keeps the poll start times, to measure them)

@@ -21,6 +21,7 @@ BENCHES = {
     "load": ["bench/bench_load.py"],
     "history": ["bench/bench_history.py"],
     "gate": ["bench/bench_gate.py"],
+    "paths": ["bench/bench_paths.py"],
 }
 
 

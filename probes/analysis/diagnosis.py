@@ -69,6 +69,23 @@ class Side:
 
     meta: Mapping[str, Any]
     records: Sequence[Mapping[str, Any]]
+    _rows: dict[int, tuple[list[Sequence[Any]], list[Sequence[Any]]]] = field(
+        default_factory=dict, repr=False, compare=False)
+
+    def rows(self, record: Mapping[str, Any]) -> list[Sequence[Any]]:
+        """The record's well-formed sample rows (parsed once per record)."""
+        return self._parsed(record)[0]
+
+    def valid(self, record: Mapping[str, Any]) -> list[Sequence[Any]]:
+        """Its valid polls: HTTP 200 with a numeric progress."""
+        return self._parsed(record)[1]
+
+    def _parsed(self, record: Mapping[str, Any]) -> tuple[list[Sequence[Any]], list[Sequence[Any]]]:
+        key = id(record)
+        if key not in self._rows:
+            rows = _rows(record)
+            self._rows[key] = (rows, [row for row in rows if _valid(row)])
+        return self._rows[key]
 
     @property
     def scale(self) -> float:
@@ -124,13 +141,13 @@ def slow_transcription(run: Side) -> Finding:
     measured = [v / run.scale for r in run.judged if (v := _num(r.get("transcription_s"))) is not None]
     # A poll gap (a 429's Retry-After, a back-off) stretches the measured phase; the phase surely lasted
     # from the first poll at >= 20 % to the last poll still at <= 55 %. Only that bound can be evidence.
-    surely = [s / run.scale for r in run.judged if (s := _surely_transcribing(r)) is not None]
+    surely = [s / run.scale for r in run.judged if (s := _surely_transcribing(run.valid(r))) is not None]
     # probes still transcribing when they ended: the phase lasted at least from 20 % to their end
     unfinished = []
     for r in run.judged:
         if _num(r.get("transcription_s")) is not None or r.get("outcome") == "completed":
             continue
-        rows = [row for row in _rows(r) if _valid(row)]
+        rows = run.valid(r)
         start = next((row[0] for row in rows if row[2] >= 20), None)
         peak = max((row[2] for row in rows), default=None)
         if start is not None and peak is not None and peak <= 55:
@@ -164,9 +181,8 @@ def slow_transcription(run: Side) -> Finding:
                    "no probe saw the transcription phase (20-55 %) under way; nothing to judge")
 
 
-def _surely_transcribing(record: Mapping[str, Any]) -> float | None:
-    """From the first poll at >= 20 % to the last poll still at <= 55 % before one past 55 %."""
-    rows = [row for row in _rows(record) if _valid(row)]
+def _surely_transcribing(rows: list[Sequence[Any]]) -> float | None:
+    """From the first poll at >= 20 % to the last poll still at <= 55 % before one past 55 % (valid polls)."""
     start = next((i for i, row in enumerate(rows) if row[2] >= 20), None)
     end = next((i for i, row in enumerate(rows) if row[2] > 55), None)
     if start is None or end is None or end <= start or rows[start][2] > 55:
@@ -202,11 +218,12 @@ def _states_by_band(side: Side) -> tuple[dict[tuple[str, str], set[str]], dict[s
 
     seen: dict[tuple[str, str], set[str]] = {}
     polls: dict[str, int] = {}
+    bands: dict[Any, str] = {}
     for r in side.judged:
-        for row in _rows(r):
-            if not _valid(row):
-                continue
-            band = progress_band(row[2])
+        for row in side.valid(r):
+            band = bands.get(row[2])
+            if band is None:
+                band = bands[row[2]] = progress_band(row[2])
             polls[band] = polls.get(band, 0) + 1
             key = ("" if row[4] is None else str(row[4]), "")
             seen.setdefault(key, set()).add(band)
@@ -263,7 +280,7 @@ def stale_deploy(run: Side, baseline: Side | None, header: str | None, field_nam
 # -- cold start -------------------------------------------------------------------------------
 
 def _first_progress_s(record: Mapping[str, Any]) -> float | None:
-    return next((row[0] for row in _rows(record) if _valid(row)), None)
+    return next((row[0] for row in _rows(record) if _valid(row)), None)  # called for a handful of probes
 
 
 def cold_start(run: Side) -> Finding:
@@ -301,8 +318,8 @@ def cold_start(run: Side) -> Finding:
 # -- rate limiting ----------------------------------------------------------------------------
 
 def rate_limiting(run: Side) -> Finding:
-    polls = sum(len(_rows(r)) for r in run.judged)
-    limited = sum(1 for r in run.judged for row in _rows(r) if row[1] == 429)
+    polls = sum(len(run.rows(r)) for r in run.judged)
+    limited = sum(1 for r in run.judged for row in run.rows(r) if row[1] == 429)
     uploads = sum(1 for r in run.judged if r.get("upload_status") == 429)
     coded = sum(1 for r in run.judged if r.get("outcome") in ("failed", "upload_error", "rejected")
                 and any(w in str(r.get("error") or "").upper() for w in RATE_LIMIT_WORDS))
@@ -322,7 +339,7 @@ def lost_state(run: Side) -> Finding:
     instances: set[str] = set()
     errors: dict[str, int] = {"upload": 0, "progress": 0}
     for r in run.judged:
-        rows = _rows(r)
+        rows = run.rows(r)
         seen = False
         last = None
         for row in rows:
@@ -358,9 +375,9 @@ def lost_state(run: Side) -> Finding:
 # -- backend errors ---------------------------------------------------------------------------
 
 def backend_errors(run: Side) -> Finding:
-    server = sum(1 for r in run.judged for row in _rows(r) if isinstance(row[1], int) and row[1] >= 500)
+    server = sum(1 for r in run.judged for row in run.rows(r) if isinstance(row[1], int) and row[1] >= 500)
     upload = sum(1 for r in run.judged if isinstance(r.get("upload_status"), int) and r["upload_status"] >= 500)
-    transport = sum(1 for r in run.judged for row in _rows(r) if row[1] is None)
+    transport = sum(1 for r in run.judged for row in run.rows(r) if row[1] is None)
     upload_failed = sum(1 for r in run.judged if r.get("outcome") == "upload_error")
     failed = [r for r in run.judged if r.get("outcome") == "failed"
               and not any(w in str(r.get("error") or "").upper() for w in RATE_LIMIT_WORDS)]
@@ -422,7 +439,8 @@ def app_view(record: Mapping[str, Any], scale: float = 1.0) -> tuple[str, float 
 
 def frontend_polling(run: Side) -> Finding:
     evidence: dict[str, Any] = {"cadence": run.cadence}
-    noisy = any(row[1] == 429 or (isinstance(row[1], int) and row[1] >= 500) for r in run.judged for row in _rows(r))
+    noisy = any(row[1] == 429 or (isinstance(row[1], int) and row[1] >= 500) for r in run.judged
+                for row in run.rows(r))
     if run.cadence != "fine":
         gave_up = [r for r in run.judged if r.get("outcome") in ("poll_error", "timeout")
                    and str(r.get("error") or "").startswith(("task not found", "not done after"))]

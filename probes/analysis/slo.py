@@ -113,8 +113,8 @@ def evaluate_table(slos: Iterable[Slo], probes: Any, source: str = "defaults") -
     def values(metric: str) -> list[float]:
         if metric not in judged.columns:
             return []
-        column = judged.loc[done, metric] if metric == "total_s" else judged[metric]
-        return [float(v) for v in column.dropna() if v >= 0]
+        column = (judged.loc[done, metric] if metric == "total_s" else judged[metric]).dropna()
+        return column[column >= 0].astype(float).tolist()
 
     rate = (float(done.mean()), int(len(judged))) if len(judged) else (None, 0)
     return judge(slos, values, rate, source)

@@ -203,7 +203,7 @@ async def _run(target: Target, plan: ProbePlan, headers: dict[str, str], tokens:
             report = evaluate(objectives[0], writer.records, time_scale or 1.0, source=objectives[1])
             writer.meta["slo"] = report.to_json()
         writer.meta["fingerprint"] = fingerprint
-        findings = diagnose(Side({**writer.meta, "time_scale": time_scale}, writer.records),
+        findings = diagnose(Side({**writer.meta, "time_scale": time_scale}, writer.records[:MAX_DIAGNOSED]),
                             _baseline_side(baseline_dir), version_header=target.version_header,
                             version_field=target.version_field)
         writer.meta["diagnosis"] = to_json(findings)

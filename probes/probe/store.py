@@ -33,7 +33,7 @@ def new_run_id(target: str, label: str, moment: datetime | None = None) -> str:
     return f"{moment:%Y%m%dT%H%M%SZ}-{slug}-{secrets.token_hex(2)}"
 
 
-MAX_DIAGNOSED = 2000  # records a diagnosis reads per run: its rules count and compare, they need no more
+MAX_DIAGNOSED = 500  # records a diagnosis reads per run: its rules count and compare; a sample this size is plenty
 MAX_SIGNATURE = 200  # distinct states kept per run; the real backend shows ~10, a hostile one any number
 
 

@@ -255,7 +255,8 @@ def write_plots(probes: pd.DataFrame, samples: pd.DataFrame, out: Path, *, scale
     Group names (target/label) are data: made plain text first (textsafe.for_plot_label: `$` cannot
     start mathtext, control characters are visible), so a label like "a$\\undefined$b" draws as itself.
     """
-    probes = probes.assign(group=probes["group"].astype(str).map(for_plot_label))
+    names = probes["group"].astype(str)
+    probes = probes.assign(group=names.map({g: for_plot_label(g) for g in names.unique()}))
     colours = group_colours(list(probes["group"].unique()))
     return {
         "progress": plot_progress(probes, samples, colours, out / "progress.png", scaled=scaled),
