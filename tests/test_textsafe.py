@@ -280,9 +280,8 @@ def test_end_of_run_table_survives_a_markup_label():
     print_summary([record])
 
 
-@pytest.mark.xfail(strict=True, reason="integration pending: report.render.markdown_table must use for_markdown_cell")
 def test_report_markdown_cells_carry_no_html_or_links():
     from probes.report.render import markdown_table
 
     table = markdown_table(pd.DataFrame({"step_name": ['<img src=x onerror="alert(1)">', "[click](http://evil)"]}))
-    assert "<img" not in table and "](http" not in table
+    assert "<img" not in table and "[click](http" not in table  # escaped: \[click\](...) is text, not a link

@@ -80,3 +80,32 @@ def test_plain_locust_refuses_too(tmp_path, load_fixtures) -> None:
     assert "probes: error: target 'prod' refuses load" in proc.stderr
     assert "Traceback" not in proc.stderr
     assert not (tmp_path / "out").exists()
+
+
+@pytest.mark.parametrize("host, loopback", [("127.0.0.1", True), ("127.9.9.9", True), ("::1", True),
+                                             ("localhost", True), ("127.attacker.invalid", False),
+                                             ("10.0.0.1", False), ("api.thankly.app", False)])
+def test_loopback_is_decided_on_the_resolved_address(host, loopback) -> None:
+    from probes.config import is_loopback_host
+
+    assert is_loopback_host(host) is loopback
+
+
+def test_the_host_in_use_must_be_the_targets() -> None:
+    target = Target(**LOCAL)
+    check_load(target, users=1, rate=None, host="http://127.0.0.1:8765/")
+    with pytest.raises(UsageError, match="is not targets.local.base_url"):
+        check_load(target, users=1, rate=None, host="https://api.thankly.app")
+
+
+def test_plain_locust_with_another_host_is_refused(tmp_path, load_fixtures) -> None:
+    """`--probes-target local --host https://api.thankly.app` used to pass the guard and send load to prod."""
+    targets = write_targets(tmp_path / "targets.toml", "local", "http://127.0.0.1:8765", allow_load=True)
+    proc = subprocess.run(
+        [sys.executable, "-m", "locust", "-f", str(ROOT / "locustfile.py"), "--headless", "-u", "1", "-t", "2s",
+         "--host", "https://api.thankly.app", "--probes-target", "local", "--probes-targets-file", str(targets),
+         "--probes-fixtures-dir", str(load_fixtures), "--probes-out", str(tmp_path / "out")],
+        cwd=tmp_path, env={**os.environ, "PYTHONPATH": str(ROOT)}, capture_output=True, text=True, timeout=30)
+    assert proc.returncode == 2, proc.stderr[-2000:]
+    assert "is not targets.local.base_url" in proc.stderr and "Traceback" not in proc.stderr
+    assert not (tmp_path / "out").exists()

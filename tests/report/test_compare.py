@@ -113,3 +113,13 @@ def test_a_missed_brief_state_is_a_note_but_a_changed_message_fires():
     reworded = missed + [["90-99", "保存中", "已保存"]]  # the same step now says something else
     d = signature_diff(base, reworded)
     assert d.fires and d.only_candidate == [("保存中", "已保存")] and d.only_baseline == [("保存中", "保存成功")]
+
+
+def test_compare_names_each_sides_diagnosis_and_what_changed(fast_run, stale_run, tmp_path, capsys):
+    run_compare(fast_run, stale_run, out=tmp_path)
+    out = capsys.readouterr().out
+    assert "diagnosis of the baseline: no suspect has evidence" in out
+    assert "diagnosis of the candidate: evidence for slow_transcription" in out
+    assert "changed: slow_transcription against -> for" in out
+    saved = json.loads((tmp_path / "comparison.json").read_text())["diagnosis"]
+    assert ["slow_transcription", "against", "for"] in saved["changed"]

@@ -1,6 +1,7 @@
 """build_report end to end on synthetic runs: files, images, HTML, Markdown."""
 
 import base64
+import json
 import io
 import re
 
@@ -75,3 +76,31 @@ def test_default_out_dir_is_timestamped(fast_run, tmp_path, monkeypatch):
     path = build_report([fast_run], None)
     assert re.fullmatch(r"report-\d{8}T\d{6}", path.parent.name)
     assert path.parent.parent.name == "reports"
+
+
+def test_the_report_opens_with_the_verdict_then_the_diagnosis(fast_run, stale_run, tmp_path):
+    """Issues 9 and 13: report.html and report.md open with the verdict box (SLOs, the comparison with the
+    first run) and then the diagnosis, which names slow transcription for the stale run."""
+    html_path = build_report([fast_run, stale_run], tmp_path / "report")
+    html = html_path.read_text()
+    verdict, diagnosis, timings = (html.index('class="verdict'), html.index("<h2>Diagnosis"),
+                                   html.index("<h2>Timings"))
+    assert verdict < diagnosis < timings
+    assert "Verdict: regression against the baseline" in html and "FAIL" in html
+    assert "baseline " in html[verdict:diagnosis] and "total_s" in html[verdict:diagnosis]
+    assert "evidence for slow_transcription" in html[diagnosis:timings]
+    md = (tmp_path / "report" / "report.md").read_text()
+    assert md.index("## Verdict") < md.index("## Diagnosis") < md.index("## Runs")
+    findings = json.loads((tmp_path / "report" / "diagnosis.json").read_text())
+    # the synthetic stale run also fails 10 % of its jobs: backend errors are evidence too
+    assert [f["cause"] for f in findings if f["verdict"] == "for"] == ["slow_transcription", "backend_errors"]
+
+
+def test_synthetic_runs_derive_their_timings_through_the_timeline(stale_run):
+    """scripts/synth_runs.py builds records with probes.analysis.timeline, like the probe engine."""
+    from probes.analysis.timeline import analyse
+
+    for line in (stale_run / "probes.jsonl").read_text().splitlines()[:5]:
+        record = json.loads(line)
+        derived = analyse(record["samples"], [20, 32, 42, 55, 58, 60, 88, 100]).to_record()
+        assert {k: record[k] for k in derived} == derived
