@@ -132,11 +132,9 @@ def run(
         "--idle-before", help="Wait this many seconds (after /health) before the first probe, which then runs "
                               "alone: the diagnosis compares it, cold, with the warm ones.")] = 0.0,
 ) -> None:
-    """Probe a target: upload, poll like the app, write a run directory and print its path.
+    """Probe a target: upload, poll like the app, judge the SLOs, diagnose; print the run directory last.
 
-    Exit 0 when every SLO holds (defaults: total p90 <= 15 s, held at 32 % p90 <= 3 s, transcription
-    p90 <= 8 s, every probe completed), 1 when one is broken or the baseline comparison finds a
-    regression, 2 bad usage, 3 the target could not be reached or authenticated, 130 interrupted.
+    Exit 0 when every SLO holds (defaults: total p90 <= 15 s, held at 32 % p90 <= 3 s, transcription p90 <= 8 s, every probe completed), 1 when one is broken or the baseline comparison finds a regression, 2 bad usage, 3 the target could not be reached or authenticated, 130 interrupted.
     """
     from probes.probe.run import run_probes
 
@@ -154,7 +152,10 @@ def report(
     run_dirs: Annotated[list[Path], typer.Argument(help="One or more run directories.")],
     out: Annotated[Optional[Path], typer.Option(help="Report directory (default: reports/report-<time>).")] = None,
 ) -> None:
-    """Tables, plots and an HTML/Markdown report from run directories."""
+    """The verdict, the diagnosis, tables and plots of run directories: report.html, report.md, diagnosis.json.
+
+    With two or more runs the first is the baseline and the others are compared with it.
+    """
     from probes.report import build_report
 
     path = build_report(run_dirs, out)
@@ -170,7 +171,7 @@ def compare(
     alpha: Annotated[float, typer.Option(help="...with a Mann-Whitney p-value below this.")] = 0.05,
     out: Annotated[Optional[Path], typer.Option(help="Also write comparison.md/.json into this directory.")] = None,
 ) -> None:
-    """Compare two runs metric by metric; exit 1 on a regression (a deploy gate)."""
+    """Compare two runs metric by metric, and their diagnoses; exit 1 on a regression (a deploy gate)."""
     from probes.report.compare import run_compare
 
     regression = run_compare(baseline, candidate, max_rel=max_rel, max_abs=max_abs, alpha=alpha, out=out)

@@ -46,7 +46,7 @@ def test_slos_fail_the_run_and_land_in_run_json(tmp_path, fixtures_dir, capsys):
 def test_slo_file_override_and_no_slo(tmp_path, fixtures_dir, capsys):
     loose = tmp_path / "loose.toml"
     loose.write_text("[slo]\ntotal_s = { p90 = 100 }\ncompleted = { rate = 1.0 }\n")
-    with simulator_process("stale-32", time_scale=0.1) as url:
+    with simulator_process("stale-32", time_scale=0.05) as url:
         common = dict(target=None, url=url, n=3, concurrency=3, cadence="fine", interval=0.05,
                       fixtures_dir=fixtures_dir, out=tmp_path / "runs", quiet=True)
         assert run_probes(**common, slo_file=loose).code == 0
