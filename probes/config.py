@@ -134,15 +134,20 @@ def _msg(error: Any) -> str:
     return str(error["msg"]).removeprefix("Value error, ")
 
 
-def load_targets(path: Path) -> dict[str, Target]:
+def read_toml(path: Path, missing: str = "") -> dict[str, Any]:
+    """A TOML file as a dict; a one-line UsageError naming the file when it is missing or unreadable."""
     try:
-        raw = tomllib.loads(path.read_text(encoding="utf-8"))
+        return tomllib.loads(path.read_text(encoding="utf-8"))
     except FileNotFoundError:
-        raise UsageError(f"{path} not found: create it or pass --url") from None
+        raise UsageError(f"{path} not found{missing}") from None
     except (OSError, UnicodeDecodeError) as exc:
         raise UsageError(f"{path}: cannot read: {exc}") from None
     except tomllib.TOMLDecodeError as exc:
         raise UsageError(f"{path}: not valid TOML: {exc}") from None
+
+
+def load_targets(path: Path) -> dict[str, Target]:
+    raw = read_toml(path, ": create it or pass --url")
     table = raw.get("targets")
     if not isinstance(table, dict) or not table:
         raise UsageError(f"{path}: no [targets.NAME] tables found")
@@ -181,14 +186,7 @@ def resolve_target(
 
 def load_slo_file(path: Path) -> tuple[Slo, ...]:
     """`--slo FILE`: a TOML file whose [slo] table has the targets.NAME.slo format."""
-    try:
-        raw = tomllib.loads(path.read_text(encoding="utf-8"))
-    except FileNotFoundError:
-        raise UsageError(f"{path} not found") from None
-    except (OSError, UnicodeDecodeError) as exc:
-        raise UsageError(f"{path}: cannot read: {exc}") from None
-    except tomllib.TOMLDecodeError as exc:
-        raise UsageError(f"{path}: not valid TOML: {exc}") from None
+    raw = read_toml(path)
     if "slo" not in raw:
         raise UsageError(f"{path}: no [slo] table (it has the format of [targets.NAME.slo])")
     try:

@@ -7,6 +7,7 @@ from pathlib import Path
 from typing import Any
 
 from probes.errors import UsageError
+from probes.probe.store import read_records
 
 
 def read_run_json(run_dir: Path) -> dict[str, Any]:
@@ -15,7 +16,7 @@ def read_run_json(run_dir: Path) -> dict[str, Any]:
         meta = json.loads(path.read_text(encoding="utf-8"))
     except FileNotFoundError:
         raise UsageError(f"{run_dir}: not a run directory (no run.json)") from None
-    except (OSError, UnicodeDecodeError, ValueError) as exc:
+    except (OSError, UnicodeDecodeError, ValueError, RecursionError) as exc:
         raise UsageError(f"{path}: cannot read: {type(exc).__name__}") from None
     if not isinstance(meta, dict):
         raise UsageError(f"{path}: not a JSON object")
@@ -24,22 +25,9 @@ def read_run_json(run_dir: Path) -> dict[str, Any]:
 
 def read_probes_jsonl(run_dir: Path) -> list[dict[str, Any]]:
     """Every complete record; a torn last line (a killed run) is skipped, as the report does."""
-    import orjson
-
-    records = []
     try:
-        with open(run_dir / "probes.jsonl", "rb") as fh:
-            for line in fh:
-                if not line.strip():
-                    continue
-                try:
-                    record = orjson.loads(line)
-                except orjson.JSONDecodeError:
-                    continue
-                if isinstance(record, dict):
-                    records.append(record)
+        return read_records(run_dir / "probes.jsonl")
     except FileNotFoundError:
         return []
     except OSError as exc:
         raise UsageError(f"{run_dir / 'probes.jsonl'}: cannot read: {exc.strerror or exc}") from None
-    return records

@@ -191,24 +191,35 @@ class ProbeUser(FastHttpUser):
         context: LoadContext | None = getattr(self.environment, "probes_load", None)
         return context.think_time_s if context is not None and context.model != "open" else 0.0
 
+    _counted = False
+    _refused = False
+
     def on_start(self) -> None:
-        """The guard at spawn time: the host in use and the user count, whatever started this user (web UI too)."""
+        """The guard at spawn time: the host in use and the user count, whatever started this user (web UI too).
+
+        A refused user stops at its first task (quietly: Locust logs a StopUser raised here as an error).
+        """
         context: LoadContext = self.environment.probes_load
         if context.base_url and self.host.rstrip("/") != context.base_url:
             print(f"probes: refusing load on {self.host!r}: the target's base_url is {context.base_url!r}",
                   flush=True)
-            raise StopUser()
-        if context.max_users is not None and context.active >= context.max_users:
-            raise StopUser()
-        context.active += 1
+            self._refused = True
+        elif context.max_users is not None and context.active >= context.max_users:
+            self._refused = True
+        else:
+            context.active += 1
+            self._counted = True
 
     def on_stop(self) -> None:
         context: LoadContext | None = getattr(self.environment, "probes_load", None)
-        if context is not None and context.active > 0:
+        if context is not None and self._counted:
             context.active -= 1
+            self._counted = False
 
     @task
     def flow(self) -> None:
+        if self._refused:
+            raise StopUser()
         context: LoadContext = self.environment.probes_load
         lateness = context.wait_for_start()
         flow = LocustFlow(self.client, context, context.next_probe_id())

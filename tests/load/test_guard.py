@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import os
 import subprocess
 import sys
@@ -109,3 +110,18 @@ def test_plain_locust_with_another_host_is_refused(tmp_path, load_fixtures) -> N
     assert proc.returncode == 2, proc.stderr[-2000:]
     assert "is not targets.local.base_url" in proc.stderr and "Traceback" not in proc.stderr
     assert not (tmp_path / "out").exists()
+
+
+def test_max_users_holds_at_spawn_time_whoever_spawns(tmp_path) -> None:
+    """The bound is checked when each user starts, not only before the run: the web UI cannot exceed it."""
+    from tests.servers import scripted_process
+
+    record = tmp_path / "requests.jsonl"
+    with scripted_process("stuck", record=record) as url:
+        proc = subprocess.run([sys.executable, "-m", "tests.load.spawn_guard", url, "5", "2", "1.5"], cwd=ROOT,
+                              env={**os.environ, "PYTHONPATH": str(ROOT)}, capture_output=True, text=True,
+                              timeout=60)
+    assert proc.returncode == 0, proc.stderr[-2000:]
+    assert json.loads(proc.stdout.strip().splitlines()[-1]) == {"active": 2}
+    uploads = [line for line in record.read_text().splitlines() if '"upload"' in line]
+    assert len(uploads) == 2, uploads

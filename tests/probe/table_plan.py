@@ -23,6 +23,9 @@ class CountingTokens:
         self.n += 1
         return self.current()
 
+    def secrets(self) -> tuple[str, ...]:
+        return tuple(f"token-{i}" for i in range(1, self.n + 1))
+
 
 def plan(cadence: str, interval: float, timeout: float, cleanup: bool) -> ProbePlan:
     config = MachineConfig(cadence=Cadence(cadence, interval), timeout_s=timeout, cleanup=cleanup)
