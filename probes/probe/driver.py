@@ -39,7 +39,7 @@ CONNECT_TIMEOUT_S = 15.0
 
 
 class HttpSide:
-    """What every probe of a run shares: the client, the fast poll transport (or None), the token."""
+    """What every probe of a run shares: the httpx client, the fast transport (or None), the token."""
 
     def __init__(self, base_url: str, concurrency: int, headers: dict[str, str],
                  tokens: TokenSource | None = None, fast: bool | None = None) -> None:
@@ -155,7 +155,7 @@ class Probe:
                 token = await self.http.token()
                 event = await self._send(action, token)
                 action = self.machine.receive(event)
-                if action is not None and self.machine.last_progress is not None:
+                if self.machine.last_progress is not None:
                     self.state.progress, self.state.step_name = self.machine.last_progress, self.machine.last_step_name
                     self.on_update(self.state)
         except asyncio.CancelledError:

@@ -203,10 +203,7 @@ async def _run(target: Target, plan: ProbePlan, headers: dict[str, str], tokens:
             report = evaluate(objectives[0], writer.records, time_scale or 1.0, source=objectives[1])
             writer.meta["slo"] = report.to_json()
         writer.meta["fingerprint"] = fingerprint
-        findings = diagnose(Side({**writer.meta, "time_scale": time_scale}, writer.records[:MAX_DIAGNOSED]),
-                            _baseline_side(baseline_dir), version_header=target.version_header,
-                            version_field=target.version_field)
-        writer.meta["diagnosis"] = to_json(findings)
+        findings = _diagnose(writer, target, time_scale, baseline_dir)
         writer.finish(fingerprint)
     print_summary(writer.records, time_scale)
     if report is not None:
@@ -230,6 +227,19 @@ def exit_code(records: list[dict], report: SloReport | None, interrupted: bool) 
     if not any(r["outcome"] == "completed" for r in records):
         return EXIT_REGRESSION  # an all-rejected or all-failed run is never a pass, SLOs or not
     return EXIT_OK
+
+
+def _diagnose(writer: RunWriter, target: Target, time_scale: float | None, baseline_dir: Path | None) -> list:
+    """The run's findings into run.json; a bug in a rule costs the diagnosis, never the run directory."""
+    try:
+        findings = diagnose(Side({**writer.meta, "time_scale": time_scale}, writer.records[:MAX_DIAGNOSED]),
+                            _baseline_side(baseline_dir), version_header=target.version_header,
+                            version_field=target.version_field)
+    except Exception as exc:  # noqa: BLE001 - what was measured is on disk either way
+        print(f"probes: warning: no diagnosis ({type(exc).__name__}: {exc})", file=sys.stderr)
+        return []
+    writer.meta["diagnosis"] = to_json(findings)
+    return findings
 
 
 def _baseline_side(baseline_dir: Path | None) -> Side | None:

@@ -111,6 +111,8 @@ VERDICT_WORDS = {"for": "evidence for", "against": "evidence against", "none": "
 
 def print_diagnosis(findings: list[Finding]) -> None:
     """The diagnosis, last: per suspected cause its verdict, the numbers behind it and what to check next."""
+    if not findings:
+        return
     console = Console(stderr=True, emoji=False, highlight=False)
     if not console.is_terminal:
         console = Console(stderr=True, emoji=False, highlight=False, width=140)
