@@ -279,10 +279,6 @@ def stale_deploy(run: Side, baseline: Side | None, header: str | None, field_nam
 
 # -- cold start -------------------------------------------------------------------------------
 
-def _first_progress_s(record: Mapping[str, Any]) -> float | None:
-    return next((row[0] for row in _rows(record) if _valid(row)), None)  # called for a handful of probes
-
-
 def cold_start(run: Side) -> Finding:
     probes = sorted(run.judged, key=lambda r: str(r.get("probe_id", "")))
     idle = _num(run.meta.get("idle_before_s"))
@@ -291,7 +287,8 @@ def cold_start(run: Side) -> Finding:
         return Finding("cold_start", NONE, evidence,
                        "needs at least two probes: run with -n 3 --idle-before S (S past the platform's idle time)")
     first, warm = probes[0], probes[1:]
-    metrics = {"upload_s": lambda r: _num(r.get("upload_s")), "first_progress_s": _first_progress_s}
+    metrics = {"upload_s": lambda r: _num(r.get("upload_s")),
+               "first_progress_s": lambda r: next((row[0] for row in run.valid(r)), None)}
     cold_signs = []
     for name, get in metrics.items():
         value = get(first)

@@ -24,8 +24,8 @@ from probes.config import Target, resolve_target
 from probes.errors import EXIT_OK, EXIT_UNREACHABLE, ProbesError, UsageError
 from probes.load.guard import check_load
 from probes.load.options import DEFAULT_OUT
-from probes.load.phases import phase_lines, phase_summary
-from probes.load.rundir import RECORDS, finish_run, iter_records
+from probes.load.phases import phase_lines
+from probes.load.rundir import finish_run
 from probes.load.workload import MODELS, max_users, parse_duration, parse_stages, default_stages
 from probes.fixtures.manifest import read_fixture
 from probes.probe.store import new_run_id
@@ -177,8 +177,8 @@ def main(argv: list[str] | None = None) -> int:
             code = run_locust(args, target, run_dir)
         if not (run_dir / "run.json").exists():  # Locust refused before the run began (its reason is above)
             return code or 2
-        meta = finish_run(run_dir)
-        lines = phase_lines(phase_summary(list(iter_records([run_dir / RECORDS]))))
+        meta, phases = finish_run(run_dir)
+        lines = phase_lines(phases)
         if lines:
             print("\n".join(lines), file=sys.stderr, flush=True)
         if not args.no_report:

@@ -15,10 +15,10 @@ import json
 import os
 from collections import Counter
 from pathlib import Path
-from typing import Any, Iterator
+from typing import Any
 
 from probes.load.phases import SUMMARY_COLUMNS, phase_summary
-from probes.probe.store import SCHEMA, record_line, signature, utc_iso, write_run_json
+from probes.probe.store import SCHEMA, read_records, record_line, signature, utc_iso, write_run_json
 
 RECORDS = "probes.jsonl"
 PHASES = "phases.csv"
@@ -66,22 +66,6 @@ def worker_files(run_dir: Path) -> list[Path]:
     return sorted((run_dir / WORKERS_DIR).glob("probes-*.jsonl"))
 
 
-def iter_records(paths: list[Path]) -> Iterator[dict[str, Any]]:
-    """Every well-formed record; a line cut by a kill is skipped, as the report does."""
-    for path in paths:
-        try:
-            lines = path.read_text(encoding="utf-8").splitlines()
-        except OSError:
-            continue
-        for line in lines:
-            try:
-                record = json.loads(line)
-            except ValueError:
-                continue
-            if isinstance(record, dict):
-                yield record
-
-
 def merge_workers(run_dir: Path) -> int:
     """Rewrite probes.jsonl as the concatenation of the workers' files; returns how many files."""
     files = worker_files(run_dir)
@@ -105,15 +89,16 @@ def write_phases(run_dir: Path, rows: list[dict[str, Any]]) -> None:
         writer.writerows(rows)
 
 
-def finish_run(run_dir: Path) -> dict[str, Any]:
+def finish_run(run_dir: Path) -> tuple[dict[str, Any], list[dict[str, Any]]]:
     """Merge worker files, then phases.csv and run.json (ended_at, n, outcomes, signature). Idempotent.
 
     Called when Locust quits and again by `probes load` once every worker has exited: a worker's
     last flows may end after the master quit, and only the second call sees them.
     """
     merge_workers(run_dir)
-    records = list(iter_records([run_dir / RECORDS]))
-    write_phases(run_dir, phase_summary(records))
+    records = read_records(run_dir / RECORDS) if (run_dir / RECORDS).is_file() else []
+    phases = phase_summary(records)
+    write_phases(run_dir, phases)
     meta = read_meta(run_dir)
     meta.pop("schema", None)
     meta["ended_at"] = utc_iso()
@@ -121,4 +106,4 @@ def finish_run(run_dir: Path) -> dict[str, Any]:
     meta["outcomes"] = dict(Counter(r.get("outcome") for r in records))
     meta["fingerprint"] = {**(meta.get("fingerprint") or {}), "signature": signature(records)}
     write_meta(run_dir, meta)
-    return meta
+    return meta, phases

@@ -174,10 +174,6 @@ class ProbeMachine:
 
     # -- the driver's interface ---------------------------------------------------------------
 
-    @property
-    def done(self) -> bool:
-        return self._done is not None
-
     def start(self) -> Action:
         return self._send("upload", "POST", wire.UPLOAD_PATH, 0.0, UPLOAD_TIMEOUT_S)
 
@@ -406,17 +402,6 @@ def _epoch_hint(event: Answer) -> float | None:
         return parsedate_to_datetime(date).timestamp()
     except (TypeError, ValueError, OverflowError, IndexError):
         return None
-
-
-def run_script(config: MachineConfig, answers: Iterable[Answer | TransportError | Refreshed]) -> ProbeMachine:
-    """Drive a machine with ready-made events (tests, and the scripted-backend table's first runner)."""
-    machine = ProbeMachine(config)
-    action: Action = machine.start()
-    for event in answers:
-        if isinstance(action, Done):
-            break
-        action = machine.receive(event)
-    return machine
 
 
 def redact_record(record: dict[str, Any], secrets: Iterable[str]) -> dict[str, Any]:

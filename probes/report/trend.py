@@ -30,6 +30,7 @@ from typing import Any, Iterable
 import numpy as np
 
 from probes.errors import UsageError
+from probes.report.style import CSS
 
 LAST_RUNS = 20
 DEPLOY_LABEL = "after-deploy"
@@ -38,17 +39,6 @@ FIGURES = {
     "dwell_32": "Time held at 32 % per canary run",
     "transcription_s": "Transcription phase per canary run (first poll >= 20 % to first poll past 55 %)",
 }
-CSS = """
-body{font-family:system-ui,-apple-system,Segoe UI,sans-serif;margin:2em auto;max-width:1250px;color:#222;padding:0 1em}
-h1{font-size:1.6em}h2{margin-top:1.6em;border-bottom:1px solid #ddd;padding-bottom:.2em}
-table{border-collapse:collapse;font-size:.85em;margin:.6em 0}
-th,td{border:1px solid #ccc;padding:.25em .55em;text-align:right;white-space:nowrap}
-th{background:#f3f3f3}td.t,th.t{text-align:left}td.bad{background:#fde2e2}
-.note{background:#fff7d6;border-left:4px solid #e0b000;padding:.4em .8em;margin:.4em 0}
-img{max-width:100%;border:1px solid #eee;margin:.5em 0}.scroll{overflow-x:auto}
-"""
-
-
 # --- pure: columns, deploys, tables -------------------------------------------------------------------------
 
 

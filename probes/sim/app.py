@@ -322,7 +322,8 @@ class Simulator:
             body = task.cache[key] = self.render(task, index, lang)
         return Response(body, headers=self.instance_headers[instance], media_type=_JSON)
 
-    async def delete_diary(self, request: Request) -> Response:
+    def caller(self, request: Request) -> tuple[float, int, str, str] | Response:
+        """(now, instance, language, user) of a diary request, or its 401; the request counts as activity."""
         now = time.monotonic()
         instance = self.pick_instance()
         lang = language_of(request.headers.get("accept-language"))
@@ -330,6 +331,13 @@ class Simulator:
         if user is None:
             return self.json({"detail": MESSAGES[lang]["unauthorized"]}, 401, instance)
         self.last_activity = now
+        return now, instance, lang, user
+
+    async def delete_diary(self, request: Request) -> Response:
+        caller = self.caller(request)
+        if isinstance(caller, Response):
+            return caller
+        now, instance, lang, user = caller
         if (resp := self.fault(self.scenario.faults.delete, lang, instance)) is not None:
             return resp
         diary_id = request.path_params["diary_id"]
@@ -344,26 +352,20 @@ class Simulator:
 
     async def list_diaries(self, request: Request) -> Response:
         """The caller's diaries, newest first (thankly queries its table by user, descending)."""
-        now = time.monotonic()
-        instance = self.pick_instance()
-        lang = language_of(request.headers.get("accept-language"))
-        user = self.user_of(request)
-        if user is None:
-            return self.json({"detail": MESSAGES[lang]["unauthorized"]}, 401, instance)
-        self.last_activity = now
+        caller = self.caller(request)
+        if isinstance(caller, Response):
+            return caller
+        now, instance, lang, user = caller
         done = [t for t in self.user_diaries.get(user, {}).values() if t.done_at is not None and t.done_at <= now]
         done.sort(key=lambda t: t.done_at or 0.0, reverse=True)
         return self.json([t.diary for t in done], 200, instance)
 
     async def get_diary(self, request: Request) -> Response:
         """One diary; another user's answers 404 like thankly's (it looks diaries up by user)."""
-        now = time.monotonic()
-        instance = self.pick_instance()
-        lang = language_of(request.headers.get("accept-language"))
-        user = self.user_of(request)
-        if user is None:
-            return self.json({"detail": MESSAGES[lang]["unauthorized"]}, 401, instance)
-        self.last_activity = now
+        caller = self.caller(request)
+        if isinstance(caller, Response):
+            return caller
+        now, instance, lang, user = caller
         task = self.diary_of(request.path_params["diary_id"], now)
         if task is None or task.user != user:
             return self.json({"detail": MESSAGES[lang]["diary_not_found"]}, 404, instance)
