@@ -382,8 +382,9 @@ def backend_errors(run: Side) -> Finding:
     for r in failed:
         code = str(r.get("error") or "no error code")[:60]
         codes[code] = codes.get(code, 0) + 1
+    top = dict(sorted(codes.items(), key=lambda kv: -kv[1])[:10])  # a backend's codes: the ten most common
     evidence = {"polls_5xx": server, "uploads_5xx": upload, "connection_failures": transport,
-                "upload_errors": upload_failed, "failed_jobs": len(failed), "error_codes": codes}
+                "upload_errors": upload_failed, "failed_jobs": len(failed), "error_codes": top}
     if server or upload or transport or upload_failed or failed:
         return Finding("backend_errors", FOR, evidence,
                        "the backend answered with errors: read its logs for these codes and times (the run's "
