@@ -18,6 +18,7 @@ import functools
 import hashlib
 import json
 import sqlite3
+import time
 from contextlib import contextmanager
 from dataclasses import dataclass
 from datetime import datetime, timezone
@@ -428,13 +429,30 @@ class HistoryStore:
 # --- opening ------------------------------------------------------------------------------------------------
 
 
+def _use_wal(conn: sqlite3.Connection) -> None:
+    """Switch to WAL, retrying while another opener holds the file.
+
+    Switching a fresh file needs it alone for a moment, and SQLite's busy timeout does not cover that
+    wait: without the retry, one of two canaries starting on a new store fails with "database is locked".
+    """
+    deadline = time.monotonic() + SQLITE_BUSY_TIMEOUT_S
+    while True:
+        try:
+            conn.execute("PRAGMA journal_mode = WAL")
+            return
+        except sqlite3.OperationalError as exc:
+            if exc.sqlite_errorcode & 0xFF != sqlite3.SQLITE_BUSY or time.monotonic() > deadline:
+                raise
+            time.sleep(0.01)
+
+
 def _open_sqlite(location: HistoryLocation) -> HistoryStore:
     path = location.path
     assert path is not None
     try:
         path.parent.mkdir(parents=True, exist_ok=True)
         conn = sqlite3.connect(path, timeout=SQLITE_BUSY_TIMEOUT_S, isolation_level=None)
-        conn.execute("PRAGMA journal_mode = WAL")  # readers (trend) never block the canary's write
+        _use_wal(conn)  # readers (trend) never block the canary's write
         conn.execute("PRAGMA synchronous = NORMAL")  # WAL's recommended level: durable across app crashes
     except (OSError, sqlite3.Error) as exc:
         raise UsageError(f"history {location.display}: {scrub(str(exc), '')}") from None
