@@ -157,28 +157,45 @@ def slow_transcription(run: Side) -> Finding:
     held = [(_num(s.get("s")) or 0.0) / run.scale for s in stalls]
     typical = statistics.mode([a for a in at if a is not None]) if any(a is not None for a in at) else None
     held_there = [h for a, h in zip(at, held) if a == typical]
+    # Where the bar got to while Whisper worked tells a frozen bar (code without the timer) from a slow Whisper.
+    # The longest stall cannot: the healthy timer holds 22 % for ~2 s, as long as a slow Whisper's 55 % plateau.
+    peaks = [p for r in run.judged if (p := _transcribing_peak(run.valid(r))) is not None]
+    climbed_to = statistics.median_low(peaks) if peaks else None
     evidence: dict[str, Any] = {
         "goal_s": TRANSCRIPTION_GOAL_S, "n": len(measured), "p50_s": _r(nearest_rank(measured, "p50")),
         "p90_s": _r(nearest_rank(measured, "p90")), "max_s": _r(nearest_rank(measured, "max")),
         "unfinished": len(unfinished), "unfinished_at_least_s": _r(max(unfinished, default=None)),
         "longest_stall_at": typical, "longest_stall_p50_s": _r(statistics.median(held_there) if held_there else None),
         "stall_in_transcription_band": typical is not None and TRANSCRIPTION_BAND[0] <= typical <= TRANSCRIPTION_BAND[1],
+        "climbed_to": climbed_to,
     }
     evidence["surely_p90_s"] = _r(nearest_rank(surely, "p90"))
     slow = (evidence["surely_p90_s"] or 0) > TRANSCRIPTION_GOAL_S or \
         (evidence["unfinished_at_least_s"] or 0) > TRANSCRIPTION_GOAL_S
     if slow:
-        where = (f"the bar froze at {typical:g} %" if typical is not None else "the bar stood still")
-        if typical is not None and typical < 42:
-            hint = (f"{where}, not in a slow climb to 55 %: the timer that climbs while Whisper works was not "
-                    "running, so check that the deployed code has it (stale deploy) or what blocks before it")
+        if climbed_to is not None and climbed_to < 42:
+            hint = (f"the bar froze at {climbed_to:g} %, not in a slow climb to 55 %: the timer that climbs while "
+                    "Whisper works was not running, so check that the deployed code has it (stale deploy) or what "
+                    "blocks before it")
         else:
+            where = f"the bar climbed to {climbed_to:g} %" if climbed_to is not None else "the bar stood still"
             hint = f"{where} while transcription ran: check Whisper's latency in the backend logs and OpenAI's status"
         return Finding("slow_transcription", FOR, evidence, hint)
     if measured:
         return Finding("slow_transcription", AGAINST, evidence, "transcription met its 8 s goal in every probe")
     return Finding("slow_transcription", NONE, evidence,
                    "no probe saw the transcription phase (20-55 %) under way; nothing to judge")
+
+
+def _transcribing_peak(rows: list[Sequence[Any]]) -> float | None:
+    """The highest progress a probe saw at 20-55 % before any poll past 55 % (valid polls)."""
+    seen = []
+    for row in rows:
+        if row[2] > 55:
+            break
+        if row[2] >= 20:
+            seen.append(row[2])
+    return max(seen, default=None)
 
 
 def _surely_transcribing(rows: list[Sequence[Any]]) -> float | None:

@@ -78,10 +78,13 @@ def test_each_cause_scenario_names_its_cause_and_only_it(diagnosed, scenario):
 
 def test_the_numbers_behind_the_verdicts(diagnosed):
     by = {s: {f["cause"]: f for f in d["meta"]["diagnosis"]} for s, d in diagnosed.items()}
-    stale = by["stale-32"]["slow_transcription"]["evidence"]
-    assert stale["p90_s"] > 40 and stale["longest_stall_at"] == 32 and stale["stall_in_transcription_band"]
-    whisper = by["slow-whisper"]["slow_transcription"]["evidence"]
-    assert whisper["longest_stall_at"] == 55  # the real backend's slow Whisper: a climb, then 55 %
+    stale = by["stale-32"]["slow_transcription"]
+    assert stale["evidence"]["p90_s"] > 40 and stale["evidence"]["longest_stall_at"] == 32
+    assert stale["evidence"]["stall_in_transcription_band"] and stale["evidence"]["climbed_to"] == 32
+    assert "froze at 32 %" in stale["next"]
+    whisper = by["slow-whisper"]["slow_transcription"]  # the real backend's slow Whisper: a climb, then 55 %
+    assert whisper["evidence"]["climbed_to"] == 55 and whisper["evidence"]["stall_in_transcription_band"]
+    assert "climbed to 55 %" in whisper["next"] and "Whisper's latency" in whisper["next"]
     assert by["cold-start"]["cold_start"]["evidence"]["first_upload_s"] > 5  # the 6 s cold start
     assert by["multi-instance"]["lost_state"]["evidence"]["instances"] == 3
     assert by["throttled-db"]["lost_state"]["evidence"]["not_found_after_seen"] > 0

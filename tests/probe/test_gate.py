@@ -71,15 +71,16 @@ def test_a_bad_slo_is_exit_2_naming_the_file_and_key(tmp_path, table, message):
 def test_three_probes_a_side_catch_the_incident_and_not_noise(tmp_path, fixtures_dir, capsys):
     """Acceptance 3: fast vs stale-32 at 3 probes a side is a regression (exit 1); fast vs fast is not."""
     out = tmp_path / "runs"
-    with simulator_process("fast", time_scale=0.1) as fast, simulator_process("stale-32", time_scale=0.1) as stale:
+    # fast at half speed: at 0.1 a busy machine's 50 ms between two runs would be the 0.5 s threshold itself
+    with simulator_process("fast", time_scale=0.5) as fast, simulator_process("stale-32", time_scale=0.1) as stale:
         targets = tmp_path / "targets.toml"
-        common = dict(target="t", n=3, concurrency=3, cadence="fine", interval=0.03, targets_file=targets,
+        common = dict(target="t", n=3, concurrency=3, cadence="fine", targets_file=targets,
                       fixtures_dir=fixtures_dir, out=out, quiet=True, no_slo=True)
         write_targets(targets, fast)
-        before = run_probes(**common, label="before-deploy")
-        again = run_probes(**common, label="after-deploy", baseline="latest:before-deploy")
+        before = run_probes(**common, interval=0.15, label="before-deploy")
+        again = run_probes(**common, interval=0.15, label="after-deploy", baseline="latest:before-deploy")
         write_targets(targets, stale)
-        after = run_probes(**common, label="after-deploy", baseline="latest:before-deploy")
+        after = run_probes(**common, interval=0.03, label="after-deploy", baseline="latest:before-deploy")
     err = capsys.readouterr().err
     assert before.code == 0 and again.code == 0, err[-3000:]
     assert after.code == 1, err[-3000:]
