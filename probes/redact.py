@@ -261,15 +261,17 @@ def redact_headers(
     headers are joined with ", ".
     """
     known = normalise_secrets(secrets)
+    folded = normalise_secrets(secret.lower() for secret in known)  # names are lowercased: so are their secrets
     pairs = headers.items() if isinstance(headers, Mapping) else headers
-    out: dict[str, str] = {}
+    values: dict[str, list[str]] = {}
     for name, value in pairs:
-        key = str(name).lower()
-        if secret_name(key):
-            out[key] = REDACTED
-            continue
-        clean = redact_text(str(value), known)
-        out[key] = f"{out[key]}, {clean}" if key in out else clean
+        values.setdefault(str(name).lower(), []).append(str(value))
+    out: dict[str, str] = {}
+    for key, seen in values.items():
+        name = redact_text(key, folded)  # a backend can echo the token as a header's name, too
+        # joined before redaction, so a secret split across two repeats of a header is still found
+        clean = REDACTED if secret_name(key) else redact_text(", ".join(seen), known)
+        out[name] = f"{out[name]}, {clean}" if name in out else clean
     return out
 
 

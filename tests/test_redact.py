@@ -227,6 +227,10 @@ def test_headers_redacted_by_name_and_by_value():
     assert out == {"server": "uvicorn", "set-cookie": REDACTED, "x-echo-auth": REDACTED,
                    "x-debug": f"you sent Bearer {REDACTED}", "via": "1.1 a, 1.1 b", "x-instance": "i-2"}
     assert TOKEN not in _dump(redact_headers({"X-Plain": TOKEN}, [TOKEN]))
+    named = _dump(redact_headers({TOKEN: "", f"X-{TOKEN.upper()}": "1"}, [TOKEN]))  # the token as a name
+    assert TOKEN not in named and TOKEN.lower() not in named
+    split = redact_headers([("X-Part", TOKEN[:9]), ("X-Part", TOKEN[11:])], [f"{TOKEN[:9]}, {TOKEN[11:]}"])
+    assert split == {"x-part": REDACTED}
 
 
 @given(st.dictionaries(st.text(max_size=20), st.text(max_size=50), max_size=8), SECRET)
