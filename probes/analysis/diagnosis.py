@@ -32,6 +32,7 @@ from __future__ import annotations
 import math
 import statistics
 from dataclasses import dataclass, field
+from itertools import takewhile
 from typing import Any, Iterable, Mapping, Sequence
 
 from probes.analysis.metrics import nearest_rank
@@ -189,13 +190,7 @@ def slow_transcription(run: Side) -> Finding:
 
 def _transcribing_peak(rows: list[Sequence[Any]]) -> float | None:
     """The highest progress a probe saw at 20-55 % before any poll past 55 % (valid polls)."""
-    seen = []
-    for row in rows:
-        if row[2] > 55:
-            break
-        if row[2] >= 20:
-            seen.append(row[2])
-    return max(seen, default=None)
+    return max((row[2] for row in takewhile(lambda row: row[2] <= 55, rows) if row[2] >= 20), default=None)
 
 
 def _surely_transcribing(rows: list[Sequence[Any]]) -> float | None:

@@ -21,7 +21,7 @@ from pathlib import Path
 from typing import Any, Callable
 
 from probes import __version__, defaults
-from probes.analysis.diagnosis import Side, diagnose, to_json
+from probes.analysis.diagnosis import Finding, Side, diagnose, to_json
 from probes.analysis.slo import Slo, SloReport, evaluate
 from probes.config import Target, load_slo_file, resolve_target
 from probes.errors import EXIT_OK, EXIT_REGRESSION, EXIT_UNREACHABLE, UsageError
@@ -229,7 +229,8 @@ def exit_code(records: list[dict], report: SloReport | None, interrupted: bool) 
     return EXIT_OK
 
 
-def _diagnose(writer: RunWriter, target: Target, time_scale: float | None, baseline_dir: Path | None) -> list:
+def _diagnose(writer: RunWriter, target: Target, time_scale: float | None,
+              baseline_dir: Path | None) -> list[Finding]:
     """The run's findings into run.json; a bug in a rule costs the diagnosis, never the run directory."""
     try:
         findings = diagnose(Side({**writer.meta, "time_scale": time_scale}, writer.records[:MAX_DIAGNOSED]),

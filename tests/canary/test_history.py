@@ -112,7 +112,7 @@ def test_a_newer_schema_is_refused(history_url: str) -> None:
         open_history(history_url)
 
 
-def test_two_processes_opening_a_fresh_store_at_once(history_url: str, tmp_path: Path) -> None:
+def test_several_openers_of_a_fresh_store_at_once(history_url: str, tmp_path: Path) -> None:
     # SQLite lost this race on about 1 fresh file in 12 (the switch to WAL); 40 files make a regression show.
     urls = [f"sqlite:///{tmp_path / f'h{i}.sqlite'}" for i in range(40)] if history_url.startswith("sqlite") \
         else [history_url]

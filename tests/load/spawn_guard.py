@@ -1,6 +1,6 @@
 """A child process (Locust patches with gevent): spawn more users than the context allows, count the flows.
 
-    python -m tests.load.spawn_guard URL USERS MAX_USERS SECONDS   -> prints {"started": N, "stopped": M}
+    python -m tests.load.spawn_guard URL USERS MAX_USERS SECONDS   -> prints {"active": N}, the users counted
 """
 
 from __future__ import annotations
