@@ -18,7 +18,9 @@ REPO = Path(__file__).resolve().parents[2]
 
 def test_flaky_polls_are_recorded_and_the_job_completes(sim, probe_run):
     url = sim("flaky", time_scale=0.1)
-    code, _meta, records = probe_run(url, n=4, concurrency=4, cadence="fine", interval=0.05)
+    # no SLOs (test_gate's subject): a failed poll delays seeing the 55 % step, which may rightly break the
+    # 8 s transcription goal on a busy machine
+    code, _meta, records = probe_run(url, n=4, concurrency=4, cadence="fine", interval=0.05, no_slo=True)
     assert code == 0 and len(records) == 4
     assert all(r["outcome"] == "completed" for r in records)
     errors = [s for r in records for s in r["samples"] if s[1] is not None and s[1] >= 500]
@@ -27,7 +29,9 @@ def test_flaky_polls_are_recorded_and_the_job_completes(sim, probe_run):
 
 def test_rate_limited_honours_retry_after(sim, probe_run):
     url = sim("rate-limited", time_scale=0.1)
-    code, _meta, records = probe_run(url, n=3, concurrency=3, cadence="fine", interval=0.05)
+    # no SLOs (test_gate's subject): three 429s in a row add 3 s of Retry-After to a transcription phase of up
+    # to 6.5 s here, which rightly breaks its 8 s goal (a loop of 15 runs on a busy machine saw 11.7 s)
+    code, _meta, records = probe_run(url, n=3, concurrency=3, cadence="fine", interval=0.05, no_slo=True)
     assert code == 0 and all(r["outcome"] == "completed" for r in records)
     # Retry-After (1 s scenario time = 0.1 s at this scale) counts from when the 429 arrived: the next
     # poll starts no earlier than that, not one 50 ms interval after the 429 was planned.
