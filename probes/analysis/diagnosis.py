@@ -36,6 +36,7 @@ from itertools import takewhile
 from typing import Any, Iterable, Mapping, Sequence
 
 from probes.analysis.metrics import nearest_rank
+from probes.analysis.timeline import TRANSCRIPTION_FROM, TRANSCRIPTION_PAST
 
 CAUSES = ("stale_deploy", "slow_transcription", "cold_start", "rate_limiting", "lost_state", "backend_errors",
           "frontend_polling")
@@ -149,9 +150,9 @@ def slow_transcription(run: Side) -> Finding:
         if _num(r.get("transcription_s")) is not None or r.get("outcome") == "completed":
             continue
         rows = run.valid(r)
-        start = next((row[0] for row in rows if row[2] >= 20), None)
+        start = next((row[0] for row in rows if row[2] >= TRANSCRIPTION_FROM), None)
         peak = max((row[2] for row in rows), default=None)
-        if start is not None and peak is not None and peak <= 55:
+        if start is not None and peak is not None and peak <= TRANSCRIPTION_PAST:
             unfinished.append((rows[-1][0] - start) / run.scale)
     stalls = [r.get("longest_stall") for r in run.judged if isinstance(r.get("longest_stall"), Mapping)]
     at = [_num(s.get("progress")) for s in stalls]
@@ -190,14 +191,15 @@ def slow_transcription(run: Side) -> Finding:
 
 def _transcribing_peak(rows: list[Sequence[Any]]) -> float | None:
     """The highest progress a probe saw at 20-55 % before any poll past 55 % (valid polls)."""
-    return max((row[2] for row in takewhile(lambda row: row[2] <= 55, rows) if row[2] >= 20), default=None)
+    before_answer = takewhile(lambda row: row[2] <= TRANSCRIPTION_PAST, rows)
+    return max((row[2] for row in before_answer if row[2] >= TRANSCRIPTION_FROM), default=None)
 
 
 def _surely_transcribing(rows: list[Sequence[Any]]) -> float | None:
     """From the first poll at >= 20 % to the last poll still at <= 55 % before one past 55 % (valid polls)."""
-    start = next((i for i, row in enumerate(rows) if row[2] >= 20), None)
-    end = next((i for i, row in enumerate(rows) if row[2] > 55), None)
-    if start is None or end is None or end <= start or rows[start][2] > 55:
+    start = next((i for i, row in enumerate(rows) if row[2] >= TRANSCRIPTION_FROM), None)
+    end = next((i for i, row in enumerate(rows) if row[2] > TRANSCRIPTION_PAST), None)
+    if start is None or end is None or end <= start or rows[start][2] > TRANSCRIPTION_PAST:
         return None
     return rows[end - 1][0] - rows[start][0]
 
