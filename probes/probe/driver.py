@@ -29,7 +29,7 @@ from probes.probe.machine import (
     Answer, Done, ProbeMachine, Refreshed, RefreshToken, Send, TransportError,
 )
 from probes.probe.plan import ProbePlan, ProbeState, utc_now
-from probes.probe.fast_transport import FastTransport
+from probes.probe.fast_transport import FastTransport, origin_of, serialize
 
 # From this many probes in flight, requests skip the client's per-request machinery (URL and header
 # merge, cookie handling, pool) and go to the keep-alive FastTransport (BENCHMARKS.md, "poll path").
@@ -54,6 +54,8 @@ class HttpSide:
         )
         fast = concurrency >= FAST_FROM if fast is None else fast
         self.fast: FastTransport | None = FastTransport() if fast else None
+        self.origin = origin_of(self.client.base_url)
+        self.upload: tuple[str, str | None, int, bytes] | None = None  # the form every probe sends, as bytes
         self.tokens = tokens
         self.cookie_version = 0  # bumped when an answer on the fast path sets a cookie
         self._token: str | None = None
@@ -69,6 +71,8 @@ class HttpSide:
             await self.fast.aclose()
 
     async def token(self) -> str | None:
+        if self._token_ready or self.tokens is None:  # the common case, without a lock or a thread
+            return self._token
         if not self._token_ready and self.tokens is not None:
             async with self._lock:
                 if not self._token_ready:
@@ -90,21 +94,12 @@ def _timeouts(timeout_s: float) -> dict[str, float]:
     return {"connect": timeout_s, "read": timeout_s, "write": timeout_s, "pool": timeout_s}
 
 
-async def exchange(http: HttpSide, request: httpx.Request, timeout_s: float, *, fast: bool,
+async def exchange(http: HttpSide, request: httpx.Request, timeout_s: float, *,
                    clock: Callable[[], float], start: float) -> Answer | TransportError:
-    """Send one request and read its whole answer within `timeout_s`; every failure is a TransportError."""
+    """Send one request through the httpx client and read its whole answer within `timeout_s`; every
+    failure is a TransportError."""
     request.extensions["timeout"] = _timeouts(timeout_s)
     try:
-        if fast:  # the transport bounds connect and the whole answer itself, and caps the body on the wire
-            assert http.fast is not None
-            status, raw, wire_body = await http.fast.send(request)
-            headers = {k.decode("latin-1").lower(): v.decode("latin-1") for k, v in raw}
-            if "set-cookie" in headers:  # a sticky-session cookie: kept for the next requests, as httpx would
-                http.client.cookies.extract_cookies(httpx.Response(status, headers=raw, request=request))
-                http.cookie_version += 1
-            reader = BodyReader(headers.get("content-encoding"))
-            reader.feed(wire_body)
-            return Answer(start, clock(), status, headers, reader.finish(), epoch_s=time.time())
         async with asyncio.timeout(timeout_s):
             response = await http.client.send(request, stream=True)
             try:
@@ -121,6 +116,24 @@ async def exchange(http: HttpSide, request: httpx.Request, timeout_s: float, *, 
     return Answer(start, clock(), response.status_code, response.headers, body, epoch_s=time.time())
 
 
+def _answer(http: HttpSide, status: int, raw: list[tuple[bytes, bytes]], wire_body: bytes, start: float,
+            end: float) -> Answer:
+    """An answer from the fast transport as the machine reads it; raises BodyError on a bad body."""
+    headers = {k.decode("latin-1").lower(): v.decode("latin-1") for k, v in raw}
+    if "set-cookie" in headers:  # a sticky-session cookie: kept for the next requests, as httpx would
+        http.client.cookies.extract_cookies(
+            httpx.Response(status, headers=raw, request=http.client.build_request("GET", "/")))
+        http.cookie_version += 1
+    encoding = headers.get("content-encoding")
+    if encoding is None:
+        body = wire_body  # the transport already capped it on the wire; nothing to decode
+    else:
+        reader = BodyReader(encoding)
+        reader.feed(wire_body)
+        body = reader.finish()
+    return Answer(start, end, status, headers, body, epoch_s=time.time())
+
+
 class Probe:
     """A single upload-and-poll flow. `run()` returns its probes.jsonl record."""
 
@@ -134,7 +147,7 @@ class Probe:
         self.clock = clock
         self.machine = ProbeMachine(plan.config, started_at=utc_now())
         self.t0 = 0.0
-        self._poll: tuple[str, str | None, int, httpx.Request] | None = None  # (path, token, cookies, request)
+        self._poll: tuple[str, str | None, int, bytes] | None = None  # (path, token, cookies, request bytes)
 
     def now(self) -> float:
         return self.clock() - self.t0
@@ -152,7 +165,7 @@ class Probe:
                 wait = action.not_before_s - self.now()
                 if wait > 0:
                     await asyncio.sleep(wait)
-                token = await self.http.token()
+                token = self.http._token if self.http._token_ready else await self.http.token()
                 event = await self._send(action, token)
                 action = self.machine.receive(event)
                 if self.machine.last_progress is not None:
@@ -175,29 +188,54 @@ class Probe:
 
     async def _send(self, send: Send, token: str | None) -> Answer | TransportError:
         start = self.now()
-        fast = self.http.fast is not None
         try:
-            request = self._request(send, token, fast)
+            if self.http.fast is not None:  # it bounds connect and the whole answer, and caps the body on the wire
+                return await self._send_fast(send, token, start)
+            request = self._request(send, token)
         except (httpx.HTTPError, httpx.InvalidURL, ValueError) as exc:
             return TransportError(start, self.now(), f"{type(exc).__name__}: {exc}")
-        return await exchange(self.http, request, send.timeout_s, fast=fast, clock=self.now, start=start)
+        return await exchange(self.http, request, send.timeout_s, clock=self.now, start=start)
 
-    def _request(self, send: Send, token: str | None, fast: bool) -> httpx.Request:
+    def _request(self, send: Send, token: str | None) -> httpx.Request:
         client = self.http.client
         headers = wire.auth_header(token)
         if send.kind == "upload":
             files, data = wire.upload_form(self.plan.fixture, self.plan.audio)
             return client.build_request("POST", send.path, files=files, data=data, headers=headers)
-        if send.kind != "poll" or not fast:
-            return client.build_request(send.method, send.path, headers=headers)
-        # The fast path re-sends one built request (with the client's headers and cookies, such as a
-        # load balancer's sticky-session cookie): building it per poll cost more CPU than sending it.
-        cookies = self.http.cookie_version
-        cached = self._poll
-        if cached is None or cached[:3] != (send.path, token, cookies):
-            cached = (send.path, token, cookies, client.build_request("GET", send.path, headers=headers))
-            self._poll = cached
-        return cached[3]
+        return client.build_request(send.method, send.path, headers=headers)
+
+    def _bytes(self, send: Send, token: str | None) -> bytes:
+        """The request as bytes for the fast transport, built again only when something in it changed.
+
+        A poll is the same request every time, and every probe uploads the same form: the bytes carry
+        the client's headers and cookies (such as a load balancer's sticky-session cookie) and are
+        rebuilt when the path, the token or the cookies change. Building an httpx request per poll cost
+        more CPU than sending it, and encoding the multipart form per probe ~0.3 ms.
+        """
+        http = self.http
+        key = (send.path, token, http.cookie_version)
+        if send.kind == "poll":
+            if self._poll is None or self._poll[:3] != key:
+                self._poll = (*key, serialize(self._request(send, token)))
+            return self._poll[3]
+        if send.kind == "upload":
+            if http.upload is None or http.upload[:3] != key:
+                request = self._request(send, token)
+                http.upload = (*key, serialize(request, request.read()))
+            return http.upload[3]
+        return serialize(self._request(send, token))
+
+    async def _send_fast(self, send: Send, token: str | None, start: float) -> Answer | TransportError:
+        """One request through the fast transport: the hot path of big runs."""
+        http = self.http
+        assert http.fast is not None
+        try:
+            status, raw, wire_body = await http.fast.send_raw(http.origin, send.method == "GET",
+                                                              self._bytes(send, token), send.timeout_s,
+                                                              send.timeout_s)
+            return _answer(http, status, raw, wire_body, start, self.now())
+        except (httpx.HTTPError, BodyError, OSError, ValueError) as exc:
+            return TransportError(start, self.now(), f"{type(exc).__name__}: {exc}")
 
     def record(self) -> dict[str, Any]:
         """The probes.jsonl line (docs/run-format.md)."""
@@ -214,7 +252,7 @@ async def fetch_health(http: HttpSide, with_token: bool) -> dict[str, Any]:
         request = http.client.build_request("GET", wire.HEALTH_PATH, headers=headers)
     except (httpx.HTTPError, httpx.InvalidURL, ValueError) as exc:
         return {"health_status": None, "health": None, "health_error": type(exc).__name__, "headers": {}}
-    event = await exchange(http, request, HEALTH_TIMEOUT_S, fast=False, clock=clock, start=0.0)
+    event = await exchange(http, request, HEALTH_TIMEOUT_S, clock=clock, start=0.0)
     if isinstance(event, TransportError):
         return {"health_status": None, "health": None, "health_error": wire.one_line(event.error, 120),
                 "headers": {}}

@@ -42,7 +42,8 @@ class _Connection(asyncio.Protocol):
 
     def __init__(self) -> None:
         self.transport: asyncio.Transport | None = None
-        self.parser = httptools.HttpResponseParser(self)
+        self.loop = asyncio.get_running_loop()  # kept: each get_running_loop() costs a getpid() on 3.11
+        self.parser: httptools.HttpResponseParser | None = httptools.HttpResponseParser(self)
         self.closed = False
         self.waiter: asyncio.Future | None = None
         self.answered = False  # any byte of the current answer arrived
@@ -51,6 +52,7 @@ class _Connection(asyncio.Protocol):
         self.headers_done = False
         self.framed = False  # Content-Length or chunked: the parser knows where the answer ends
         self.size = 0  # body bytes of the current answer: an endless body stops at MAX_BODY_BYTES
+        self.deadline = 0.0  # loop time by which the current answer must be whole (FastTransport's sweeper)
 
     # asyncio.Protocol
     def connection_made(self, transport: asyncio.BaseTransport) -> None:
@@ -58,6 +60,8 @@ class _Connection(asyncio.Protocol):
 
     def data_received(self, data: bytes) -> None:
         self.answered = True
+        if self.parser is None:
+            return
         try:
             self.parser.feed_data(data)
         except httptools.HttpParserError as exc:
@@ -66,10 +70,14 @@ class _Connection(asyncio.Protocol):
 
     def connection_lost(self, exc: Exception | None) -> None:
         self.closed = True
+        # The parser and the transport point back at this protocol: cut the cycles so a closed
+        # connection is freed by reference counting (the collector is off while probes run).
+        self.transport = None
+        parser, self.parser = self.parser, None
         if self.waiter is None or self.waiter.done():
             return
         if self.headers_done and not self.framed:  # the answer ends where the connection does
-            self.waiter.set_result(self._answer())
+            self.waiter.set_result(self._answer(parser))
         elif not self.answered:
             self.waiter.set_exception(_Stale())
         else:
@@ -97,9 +105,11 @@ class _Connection(asyncio.Protocol):
             self.waiter.set_result(self._answer())
 
     # ours
-    def _answer(self) -> Answer:
-        keep = not self.closed and self.framed and self.parser.should_keep_alive()
-        return self.parser.get_status_code(), self.headers, b"".join(self.body), keep
+    def _answer(self, parser: httptools.HttpResponseParser | None = None) -> Answer:
+        parser = parser or self.parser
+        assert parser is not None
+        keep = not self.closed and self.framed and parser.should_keep_alive()
+        return parser.get_status_code(), self.headers, b"".join(self.body), keep
 
     def _fail(self, exc: Exception) -> None:
         if self.waiter is not None and not self.waiter.done():
@@ -110,30 +120,50 @@ class _Connection(asyncio.Protocol):
         if self.transport is not None:
             self.transport.close()
 
-    async def exchange(self, raw: bytes, timeout: float | None) -> Answer:
-        """Send one request and wait for its whole answer."""
-        loop = asyncio.get_running_loop()
-        self.waiter = waiter = loop.create_future()
+    def start(self, raw: bytes, deadline: float) -> asyncio.Future:
+        """Send one request; the future answers with the whole answer (or fails by `deadline`, loop time)."""
+        self.waiter = waiter = self.loop.create_future()
         self.answered, self.headers, self.body, self.headers_done, self.framed = False, [], [], False, False
         self.size = 0
+        self.deadline = deadline
         assert self.transport is not None
         self.transport.write(raw)
-        timer = loop.call_later(timeout, self._fail, httpx.ReadTimeout("no answer in time")) if timeout else None
-        try:
-            return await waiter
-        finally:
-            self.waiter = None
-            if timer is not None:
-                timer.cancel()
+        return waiter
+
+    def expire(self) -> None:
+        """The deadline passed without a whole answer (called by FastTransport's sweeper)."""
+        self._fail(httpx.ReadTimeout("no answer in time"))
+
+
+def origin_of(url: httpx.URL) -> Origin:
+    return url.scheme, url.host, url.port or (443 if url.scheme == "https" else 80)
+
+
+def serialize(request: httpx.Request, body: bytes = b"") -> bytes:
+    """The request as HTTP/1.1 bytes: built once and re-sent as is (a poll is the same bytes each time)."""
+    head = [request.method.encode("ascii") + b" " + request.url.raw_path + b" HTTP/1.1",
+            *(k + b": " + v for k, v in request.headers.raw)]
+    if body and "content-length" not in request.headers:
+        head.append(b"Content-Length: " + str(len(body)).encode())
+    return b"\r\n".join([*head, b"", body])
 
 
 class FastTransport(httpx.AsyncBaseTransport):
-    """Requests over pooled keep-alive connections (one per concurrent prober, reused LIFO)."""
+    """Requests over pooled keep-alive connections (one per concurrent prober, reused LIFO).
+
+    Deadlines are checked by one sweeper every SWEEP_S rather than a timer per request: with
+    thousands of polls a second, creating and cancelling a timer each was a measurable share of
+    the CPU (BENCHMARKS.md, "P2 regression"). A request may so overrun its timeout by up to SWEEP_S.
+    """
+
+    SWEEP_S = 0.1
 
     def __init__(self, ssl_context: ssl.SSLContext | None = None) -> None:
         self._ssl = ssl_context
         self._idle: dict[Origin, list[_Connection]] = {}
         self._all: set[_Connection] = set()
+        self._busy: set[_Connection] = set()
+        self._sweeper: asyncio.Task | None = None
 
     async def handle_async_request(self, request: httpx.Request) -> httpx.Response:
         status, headers, body = await self.send(request)
@@ -143,25 +173,27 @@ class FastTransport(httpx.AsyncBaseTransport):
 
     async def send(self, request: httpx.Request) -> tuple[int, list[tuple[bytes, bytes]], bytes]:
         """(status, raw headers, raw body) of the answer: what the driver reads, without an httpx.Response."""
-        url = request.url
-        origin = (url.scheme, url.host, url.port or (443 if url.scheme == "https" else 80))
         timeouts: dict[str, Any] = request.extensions.get("timeout", {})
         if request.method == "GET" and request.headers.get("content-length") not in (None, "0"):
             raise ValueError("FastTransport sends a GET without a body")
         body = await request.aread() if request.method != "GET" else b""
-        head = [request.method.encode("ascii") + b" " + url.raw_path + b" HTTP/1.1",
-                *(k + b": " + v for k, v in request.headers.raw)]
-        if body and "content-length" not in request.headers:
-            head.append(b"Content-Length: " + str(len(body)).encode())
-        raw = b"\r\n".join([*head, b"", body])
-        idempotent = request.method in ("GET", "HEAD")
+        return await self.send_raw(origin_of(request.url), request.method in ("GET", "HEAD"), serialize(request, body),
+                                   timeouts.get("connect", DEFAULT_TIMEOUT_S), timeouts.get("read", DEFAULT_TIMEOUT_S))
+
+    async def send_raw(self, origin: Origin, idempotent: bool, raw: bytes, connect_timeout: float | None,
+                       timeout: float | None) -> tuple[int, list[tuple[bytes, bytes]], bytes]:
+        """Send request bytes (see `serialize`); only an idempotent request may reuse an idle connection."""
         for attempt in (0, 1):
             conn = self._take(origin) if idempotent else None
             reused = conn is not None
             if conn is None:
-                conn = await self._connect(origin, timeouts.get("connect", DEFAULT_TIMEOUT_S))
+                conn = await self._connect(origin, connect_timeout)
+            deadline = conn.loop.time() + timeout if timeout else float("inf")
+            if self._sweeper is None and timeout:
+                self._sweeper = conn.loop.create_task(self._sweep())
+            self._busy.add(conn)
             try:
-                status, headers, body, keep = await conn.exchange(raw, timeouts.get("read", DEFAULT_TIMEOUT_S))
+                status, headers, body, keep = await conn.start(raw, deadline)
             except _Stale:
                 self._drop(conn)
                 if reused and attempt == 0:
@@ -170,6 +202,9 @@ class FastTransport(httpx.AsyncBaseTransport):
             except BaseException:  # a timeout, a bad answer, or the probe cancelled mid-request
                 self._drop(conn)
                 raise
+            finally:
+                conn.waiter = None
+                self._busy.discard(conn)
             if keep:
                 self._idle.setdefault(origin, []).append(conn)
             else:
@@ -177,6 +212,13 @@ class FastTransport(httpx.AsyncBaseTransport):
             return status, headers, body
         raise AssertionError("unreachable")  # pragma: no cover
 
+
+    async def _sweep(self) -> None:
+        while True:
+            await asyncio.sleep(self.SWEEP_S)
+            now = asyncio.get_running_loop().time()
+            for conn in [c for c in self._busy if c.deadline <= now]:
+                conn.expire()
 
     def _take(self, origin: Origin) -> _Connection | None:
         idle = self._idle.get(origin)
@@ -211,6 +253,9 @@ class FastTransport(httpx.AsyncBaseTransport):
         self._all.discard(conn)
 
     async def aclose(self) -> None:
+        if self._sweeper is not None:
+            self._sweeper.cancel()
+            self._sweeper = None
         for conn in list(self._all):
             conn.close()
         self._all.clear()

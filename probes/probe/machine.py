@@ -154,7 +154,7 @@ class ProbeMachine:
         self.cleanup_error: str | None = None
         self.upload_status: int | None = None
         self.upload_s: float | None = None
-        self.first_headers: dict[str, str] | None = None  # the accepted upload's, for the fingerprint
+        self._upload_headers: Mapping[str, str] | None = None
         # Tuples of atoms: the garbage collector stops tracking them, which keeps its passes short
         # with hundreds of flows holding thousands of samples (lists would stay tracked).
         self.samples: list[tuple[Any, ...]] = []
@@ -173,6 +173,12 @@ class ProbeMachine:
         self._done: Done | None = None
 
     # -- the driver's interface ---------------------------------------------------------------
+
+    @property
+    def first_headers(self) -> dict[str, str] | None:
+        """The accepted upload's headers fit for the fingerprint (redacted). Redacted when asked, not
+        at every upload: a run fingerprints one, and the redaction's patterns cost ~0.1 ms a probe."""
+        return None if self._upload_headers is None else wire.safe_headers(self._upload_headers)
 
     def start(self) -> Action:
         return self._send("upload", "POST", wire.UPLOAD_PATH, 0.0, UPLOAD_TIMEOUT_S)
@@ -270,7 +276,7 @@ class ProbeMachine:
         answer = wire.parse_upload(event.status, event.body)
         if answer.outcome is not None:
             return self._finish(answer.outcome, answer.error)
-        self.first_headers = wire.safe_headers(event.headers)
+        self._upload_headers = event.headers
         self.task_id = answer.task_id
         self._due = event.end_s
         return self._send("poll", "GET", wire.progress_path(answer.task_id), event.end_s, POLL_TIMEOUT_S)

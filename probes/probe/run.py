@@ -9,14 +9,13 @@ the start, every finished probe is on disk, in-flight ones as `aborted`).
 from __future__ import annotations
 
 import asyncio
-import gc
 import itertools
 import json
 import signal
 
 import orjson
 import sys
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Callable
 
@@ -28,6 +27,7 @@ from probes.errors import EXIT_OK, EXIT_REGRESSION, EXIT_UNREACHABLE, UsageError
 from probes.fixtures.manifest import read_fixture
 from probes.probe import wire
 from probes.probe.cadence import APP_FAST_INTERVAL_S, Cadence
+from probes.probe.collector import collect_if_due, collector_off
 from probes.probe.driver import HttpSide, Probe, fetch_health
 from probes.probe.fingerprint import simulator_info
 from probes.probe.live import LiveBars
@@ -49,7 +49,9 @@ STAGGER_PER_PROBE_S = 0.003  # an upload costs the harness ~1.4 ms of CPU: keep 
 class RunResult:
     code: int
     run_dir: Path
-    records: list[dict]
+    # Not in the repr: asyncio's runner formats the main task's result when it restores the SIGINT
+    # handler, and 3,000 records with their samples took seconds to format.
+    records: list[dict] = field(repr=False)
     time_scale: float | None
 
 
@@ -91,9 +93,6 @@ def run_probes(
                            milestones=tuple(sorted(set(milestones))))
     plan = ProbePlan(run_id=run_id, target=chosen.name, label=label, fixture=entry, audio=audio, config=config)
     headers = wire.request_headers(chosen.user_name or wire.DEFAULT_USER_NAME)
-    # Everything loaded so far lives for the whole run: keep it out of the collector's full
-    # passes, which otherwise stall the event loop for tens of ms with hundreds of probes.
-    gc.freeze()
     with asyncio.Runner(loop_factory=_loop_factory()) as runner:
         result = runner.run(_run(chosen, plan, headers, tokens, n, concurrency, out, quiet, fast, objectives,
                                  idle_before_s, baseline_dir))
@@ -189,7 +188,7 @@ async def _run(target: Target, plan: ProbePlan, headers: dict[str, str], tokens:
             health = await fetch_health(http, with_token=target.health_auth)
             scenario, time_scale = simulator_info(health["health"], target.is_loopback)
             writer.meta.update(scenario=scenario, time_scale=time_scale)
-            with LiveBars(n, concurrency, target.name, enabled=not quiet) as bars:
+            with LiveBars(n, concurrency, target.name, enabled=not quiet) as bars, collector_off():
                 upload_headers = await run_workers(http, plan, n, concurrency, writer, bars.update, idle_before_s)
     except asyncio.CancelledError:
         interrupted = True
@@ -289,6 +288,7 @@ async def run_workers(http: HttpSide, plan: ProbePlan, n: int, concurrency: int,
         if not first_headers and probe.machine.first_headers is not None:
             first_headers.append(probe.machine.first_headers)
         writer.append(redact_record(record, secrets()))
+        collect_if_due()
 
     if idle_before_s > 0:
         await asyncio.sleep(idle_before_s)

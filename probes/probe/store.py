@@ -77,9 +77,14 @@ class RunWriter:
         self._write_meta()
 
     def append(self, record: dict[str, Any]) -> None:
-        self.records.append(record)
+        """On disk at once; in memory whole for the first MAX_DIAGNOSED (the diagnosis reads their
+        samples), without samples after that: summaries and SLOs need only the derived fields, and a
+        100,000-probe run would otherwise hold every poll of every probe until it ends."""
         self._jsonl.write(record_line(record))
         self._jsonl.flush()
+        if len(self.records) >= MAX_DIAGNOSED:
+            record = {k: v for k, v in record.items() if k != "samples"}
+        self.records.append(record)
 
     def finish(self, fingerprint: dict[str, Any]) -> None:
         self._jsonl.close()
