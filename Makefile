@@ -19,7 +19,7 @@ N      ?= 5
 LABEL  ?= manual
 TARGET ?= local
 
-.PHONY: help venv lock test demo fixtures sim probe-local probe-prod report bench load load-distributed clean
+.PHONY: help venv lock test demo fixtures sim probe-local probe-prod report bench bench-quick load load-distributed clean
 
 help:
 	@echo "make demo         local (fast) vs prod (stale-32) on two embedded simulators, full report"
@@ -34,6 +34,7 @@ help:
 	@echo "make load         Locust load run: TARGET=local USERS=10 MODEL=closed|open|ramp RATE=0 DURATION=60s"
 	@echo "make load-distributed WORKERS=2  the same with a Locust master and workers on loopback"
 	@echo "make bench        benchmarks (figures go into BENCHMARKS.md)"
+	@echo "make bench-quick  the probe engine at 1,000 and 2,000 flows beside BASE (default HEAD~1) and bare aiohttp, < 2 min"
 	@echo "make clean        remove generated fixtures and reports"
 
 venv: $(STAMP)
@@ -107,6 +108,11 @@ report: $(STAMP)
 
 bench: $(STAMP) fixtures/manifest.json
 	$(BIN)/python bench/run_all.py $(BENCH)
+
+# The guard against the next P2 regression: quote its last lines in the closing note of a performance change.
+BASE ?= HEAD~1
+bench-quick: $(STAMP) fixtures/manifest.json
+	$(BIN)/python bench/bench_probe.py --steps 1000,2000 --seconds 12 $(if $(BASE),--against $(BASE))
 
 USERS    ?= 10
 RATE     ?= 0
