@@ -132,9 +132,10 @@ GIVE_UP_S = 300.0  # L1123: MAX_POLL_DURATION, 5 minutes
 _SNAP_DIGITS = 9
 _TICK_FRAMES = TIMER_MS * FPS / 1000  # 48.0, exact
 
-# Event kinds and their order at one instant (rule: events, then ticks, then the frame).
-_PUT_END, _CREATED, _POLL, _UPLOAD_TICK, _TRANSITION_TICK, _ANIM_END = range(6)
-_ANSWER, _COMPLETED, _FAILED, _EXPIRED, _GAVE_UP = range(5)
+# Events in their order at one instant; the timer ticks, then an animation's last
+# frame, come after them (the order of the branches in _Replay.run).
+_PUT_END, _CREATED, _POLL = range(3)
+_ANSWER, _COMPLETED, _FAILED, _EXPIRED, _GAVE_UP = range(5)  # what a poll did
 _ENDINGS = {_COMPLETED: "completed", _FAILED: "failed", _EXPIRED: "expired", _GAVE_UP: "gave_up"}
 _ROW_LEN = 7
 
