@@ -1,8 +1,8 @@
 """The app's presigned upload flow against the simulator over real HTTP on loopback.
 
 POST /diary/audio/presigned-url -> PUT to the S3 stand-in -> POST /diary/voice/async-with-url
-(with base64, or the URL only) -> poll; the stand-in's refusals; the ground truth of
-/_sim/tasks/{id}/upload.
+(with base64, or the URL only) -> poll; the stand-in's refusals; slow-s3 and presign-broken;
+the ground truth of /_sim/tasks/{id}/upload.
 """
 
 from __future__ import annotations
@@ -278,3 +278,46 @@ def test_put_bounds(fast: str, client: httpx.Client) -> None:
     assert answer.startswith(b"HTTP/1.1 400 ") and b"<Code>EntityTooLarge</Code>" in answer
     chunked = client.put(url, content=iter([AUDIO]), headers=APP_PUT)  # no Content-Length
     assert s3_error(chunked)[:2] == (411, "MissingContentLength")
+
+
+# -- the scenarios -----------------------------------------------------------------------------------
+
+def test_slow_s3_put_takes_its_fixed_time_plus_time_per_mb(sim: Any, client: httpx.Client) -> None:
+    scale = 0.1  # 3 s + 8 s/MB -> 0.3 s + 0.8 s/MB
+    slack = 0.2  # real seconds of scheduling noise on a busy 2-core machine
+    base, fast_base = sim("slow-s3", time_scale=scale), sim("fast", time_scale=scale)
+    timings = {}
+    for size in (10_000, 500_000):
+        p = presign(client, base).json()
+        sent = time.monotonic()
+        assert client.put(p["presigned_url"], content=b"a" * size, headers=APP_PUT).status_code == 200
+        took = time.monotonic() - sent
+        expected = (3.0 + size / 1e6 * 8.0) * scale
+        assert expected <= took < expected + slack, (size, took)
+        task_id = create(client, base, p["final_url"], audio=AUDIO).json()["task_id"]
+        truth = client.get(f"{base}/_sim/tasks/{task_id}/upload").json()
+        server = truth["put"]["end_s"] - truth["put"]["start_s"]
+        assert expected - 1e-5 <= server < expected + slack and server <= took  # spans are rounded to 1 µs
+        assert truth["presign"]["end_s"] - truth["presign"]["start_s"] < 0.01 + slack  # presign as fast
+        timings[size] = server
+    assert timings[500_000] - timings[10_000] == pytest.approx(0.49 * 8.0 * scale, abs=0.1)
+    p = presign(client, fast_base).json()
+    sent = time.monotonic()
+    client.put(p["presigned_url"], content=b"a" * 500_000, headers=APP_PUT)
+    assert time.monotonic() - sent < 0.1  # the same PUT on fast
+    assert upload(client, base).status_code == 200  # the multipart upload does not go through S3
+
+
+def test_presign_broken_urls_are_refused(sim: Any, client: httpx.Client) -> None:
+    base = sim("presign-broken", time_scale=0.05)
+    answer = presign(client, base)
+    assert answer.status_code == 200  # the backend signs locally: nothing fails until the PUT
+    p = answer.json()
+    for _ in range(2):
+        status, code, _message = s3_error(client.put(p["presigned_url"], content=AUDIO, headers=APP_PUT))
+        assert (status, code) == (403, "SignatureDoesNotMatch")
+    assert s3_error(client.get(p["final_url"]))[:2] == (403, "AccessDenied")  # nothing was stored
+    # ground truth keeps the refused PUTs of the key, for a task created anyway
+    task_id = create(client, base, p["final_url"], audio=AUDIO).json()["task_id"]
+    put = client.get(f"{base}/_sim/tasks/{task_id}/upload").json()["put"]
+    assert (put["status"], put["attempts"], put["bytes"]) == (403, 2, None)

@@ -13,7 +13,8 @@ from probes.sim.progress import build_schedule, plateau
 from probes.sim.scenarios import LogNormal, Presigned, builtin_names, load_scenario
 
 REQUIRED = {"fast", "stale-32", "cold-start", "flaky", "rate-limited", "stuck", "fail-transcription", "renamed-steps",
-            "multi-instance", "stale-deploy", "slow-whisper", "throttled-db", "slow-visibility"}
+            "multi-instance", "stale-deploy", "slow-whisper", "throttled-db", "slow-visibility", "slow-s3",
+            "presign-broken"}
 
 
 def test_builtins_present_and_valid() -> None:
