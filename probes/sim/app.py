@@ -15,11 +15,18 @@ persisted state or 404, like thankly's swallowed DynamoDB errors.
 
 Every ``/diary/...`` route is also served under ``/diaries/...``, as thankly
 mounts its diary router twice.
+
+Besides the multipart upload it serves the app's presigned flow: ``POST
+/diary/audio/presigned-url`` signs a PUT to the S3 stand-in (`probes.sim.s3`,
+under ``/_s3/...`` on the same port), and ``POST /diary/voice/async-with-url``
+creates the task from ``final_url``, with the audio as base64 or fetched from
+the stand-in by the job. ``/_sim/tasks/{id}/upload`` times each step.
 """
 
 from __future__ import annotations
 
 import asyncio
+import base64
 import itertools
 import json
 import random
@@ -27,6 +34,7 @@ import re
 import time
 import uuid
 from bisect import bisect_right
+from dataclasses import replace
 from datetime import datetime, timezone
 from typing import Any
 
@@ -41,13 +49,20 @@ from starlette.routing import Route
 
 from probes import __version__
 from probes.sim.i18n import MESSAGES, language_of
-from probes.sim.progress import State, build_schedule, persisted_indices, progress_events
+from probes.sim.progress import Intake, Phase, State, build_schedule, persisted_indices, progress_events
+from probes.sim.s3 import PREFIX as S3_PREFIX, S3StandIn, sleep_until
 from probes.sim.scenarios import Faults, Scenario
 
 MIN_DURATION_S = 5
 MAX_DURATION_S = 600
 MIN_AUDIO_BYTES = 1000
 MAX_TASKS = 200_000  # oldest tasks are forgotten beyond this, so a long load run cannot exhaust memory
+# A form field of async-with-url: the app sends base64 only for files <= 5 MiB, 6.7 MiB of text;
+# Starlette's default (1 MiB) would refuse what the app sends, anything larger is not the app.
+MAX_FORM_PART_BYTES = 7 * 1024 * 1024
+# An audio_url the backend handed out is origin + bucket + a key of at most 1024 bytes, at most 3
+# characters a byte once quoted; a longer one is refused before it is kept (it goes into errors).
+MAX_AUDIO_URL_CHARS = 4096
 _BEARER = re.compile(r"^Bearer\s+(\S+)\s*$")
 _INT = TypeAdapter(int)
 _JSON = "application/json"
@@ -66,7 +81,7 @@ class Task:
     """One upload: who owns it, when it started, and its precomputed schedule."""
 
     __slots__ = ("task_id", "user", "t0", "t0_wall", "schedule", "times", "persisted", "owner", "visible_at",
-                 "diary", "diary_id", "cache", "plan", "done_at")
+                 "diary", "diary_id", "cache", "plan", "done_at", "answered", "key", "fetch")
 
     def __init__(self, task_id: str, user: str, t0: float, schedule: list[State], owner: int,
                  visible_at: float, diary: dict[str, Any], plan: Any, persisted: bool, t0_wall: float = 0.0) -> None:
@@ -85,6 +100,9 @@ class Task:
         self.plan = plan
         # when the diary exists (monotonic); None for a job that fails or never ends
         self.done_at = t0 + schedule[-1].t if schedule[-1].status == "completed" else None
+        self.answered: float | None = None  # when the create request was answered (monotonic)
+        self.key: str | None = None  # the S3 stand-in's object key its audio_url names (async-with-url)
+        self.fetch: dict[str, Any] | None = None  # the job's GET of audio_url: start_s, end_s, ok (URL only)
 
     def index_at(self, now: float) -> int:
         return bisect_right(self.times, now - self.t0) - 1
@@ -114,6 +132,8 @@ class Simulator:
         # built once: the hot path hands Starlette a ready dict
         self.instance_headers = [{"x-instance": name, VERSION_HEADER: scenario.version}
                                  for name in self.instance_names]
+        self.s3 = S3StandIn(scenario.presigned, time_scale, self.seed)
+        self.presign_rng = random.Random(f"{self.seed}:presign")
 
     # -- helpers -------------------------------------------------------------
 
@@ -134,6 +154,14 @@ class Simulator:
         if match:
             return match.group(1)
         return None if self.require_auth else "anonymous"
+
+    def touch(self, t0: float) -> float:
+        """Count a request as API activity (a cold instance wakes); how long it must wait for the instance."""
+        cold = self.scenario.cold_start
+        if cold.delay_s > 0 and t0 - self.last_activity >= cold.idle_s * self.scale:
+            self.cold_until = t0 + cold.delay_s * self.scale
+        self.last_activity = t0
+        return max(0.0, self.cold_until - t0)
 
     def fault(self, faults: Faults, lang: str, instance: int) -> Response | None:
         """An injected 5xx or 429 for this request, or None."""
@@ -161,7 +189,8 @@ class Simulator:
             "error": state.error,
         })
 
-    def make_diary(self, user: str, lang: str, duration: int, image_urls: list[str], completes_at_wall: float) -> dict[str, Any]:
+    def make_diary(self, user: str, lang: str, duration: int, image_urls: list[str], completes_at_wall: float,
+                   audio_url: str | None = None) -> dict[str, Any]:
         created = datetime.fromtimestamp(completes_at_wall, tz=timezone.utc)
         diary_id = str(uuid.uuid4())
         title = "A Grateful Walk in the Park"
@@ -179,7 +208,7 @@ class Simulator:
             "original_content": text,
             "polished_content": text,
             "ai_feedback": reply,
-            "audio_url": f"https://thankly-sim-audio.invalid/audio/{diary_id}.m4a",
+            "audio_url": audio_url or f"https://thankly-sim-audio.invalid/audio/{diary_id}.m4a",
             "audio_duration": duration,
             "image_urls": image_urls,
             "emotion_data": {
@@ -225,10 +254,7 @@ class Simulator:
         user = self.user_of(request)
         if user is None:
             return self.json({"detail": MESSAGES[lang]["unauthorized"]}, 401, instance)
-        cold = self.scenario.cold_start
-        if cold.delay_s > 0 and t0 - self.last_activity >= cold.idle_s * self.scale:
-            self.cold_until = t0 + cold.delay_s * self.scale
-        self.last_activity = t0
+        self.touch(t0)
         if (resp := self.fault(self.scenario.faults.upload, lang, instance)) is not None:
             return resp
 
@@ -242,17 +268,7 @@ class Simulator:
                 errors.append({"type": "value_error", "loc": ["body", "audio"],
                                "msg": "Value error, Expected UploadFile, received: <class 'str'>",
                                "input": audio, "ctx": {"error": {}}})
-            raw_duration = form.get("duration")
-            duration = 0
-            if raw_duration is None:
-                errors.append({"type": "missing", "loc": ["body", "duration"], "msg": "Field required", "input": None})
-            else:
-                try:
-                    duration = _INT.validate_python(raw_duration if isinstance(raw_duration, str) else None)
-                except ValidationError as exc:
-                    err = exc.errors(include_url=False)[0]
-                    errors.append({"type": err["type"], "loc": ["body", "duration"], "msg": err["msg"],
-                                   "input": raw_duration if isinstance(raw_duration, str) else None})
+            duration = _int_field(form, "duration", errors)
             if errors:
                 return self.json({"detail": errors}, 422, instance)
             assert isinstance(audio, UploadFile)
@@ -285,6 +301,107 @@ class Simulator:
         self.store(task)
         if wait > 0:
             await asyncio.sleep(max(0.0, t0 + wait - time.monotonic()))
+        task.answered = time.monotonic()
+        return self.json({"task_id": task.task_id, "status": "processing", "message": MESSAGES[lang]["accepted"]},
+                         200, instance)
+
+    async def presign(self, request: Request) -> Response:
+        """thankly's ``get_audio_presigned_url``: a PUT URL for ``audio/{8 hex}-{file_name}``, signed for the
+        content type, with the object's plain URL beside it (the scenario's ``[presigned]`` says how)."""
+        t0 = time.monotonic()
+        instance = self.pick_instance()
+        lang = language_of(request.headers.get("accept-language"))
+        user = self.user_of(request)
+        if user is None:
+            return self.json({"detail": MESSAGES[lang]["unauthorized"]}, 401, instance)
+        wait = self.touch(t0)
+        if (resp := self.fault(self.scenario.faults.presign, lang, instance)) is not None:
+            return resp
+        form = await request.form(max_files=4, max_fields=32)
+        try:
+            errors: list[dict[str, Any]] = []
+            file_name = _str_field(form, "file_name", errors, "recording.m4a")
+            content_type = _str_field(form, "content_type", errors, "audio/m4a")
+            if errors:
+                return self.json({"detail": errors}, 422, instance)
+        finally:
+            await form.close()
+        if not content_type.startswith("audio/"):
+            return self.json({"detail": f"Invalid content type: {content_type}. Must be audio/*"}, 400, instance)
+        key = f"audio/{uuid.uuid4().hex[:8]}-{file_name}"
+        presigned_url, final_url = self.s3.presign(_origin(request), key, content_type)
+        latency = self.scenario.presigned.presign.draw(self.presign_rng) * self.scale
+        await sleep_until(t0 + wait + latency)
+        self.s3.note_presign(key, t0, time.monotonic())
+        return self.json({"presigned_url": presigned_url, "s3_key": key, "final_url": final_url}, 200, instance)
+
+    async def upload_with_url(self, request: Request) -> Response:
+        """thankly's ``create_voice_diary_async_with_url``: the task starts at 15 % "音频已上传".
+
+        With ``audio_content_base64`` that decodes and passes validation the job runs on it at once; otherwise
+        (none, bad base64, too small, a bad duration: thankly falls back on any error) the job first GETs
+        ``audio_url`` from the S3 stand-in, for the scenario's fetch time, and fails like thankly when that
+        GET fails. ``audio_url`` must start with https:// as in production, or be this simulator's own http
+        origin, since it serves plain http on loopback; it never fetches from another host.
+        """
+        t0 = time.monotonic()  # ground-truth zero, as for the multipart upload
+        wall0 = time.time()
+        instance = self.pick_instance()
+        lang = language_of(request.headers.get("accept-language"))
+        user = self.user_of(request)
+        if user is None:
+            return self.json({"detail": MESSAGES[lang]["unauthorized"]}, 401, instance)
+        self.touch(t0)
+        if (resp := self.fault(self.scenario.faults.upload, lang, instance)) is not None:
+            return resp
+        origin = _origin(request)
+        form = await request.form(max_files=4, max_fields=32, max_part_size=MAX_FORM_PART_BYTES)
+        try:
+            errors: list[dict[str, Any]] = []
+            audio_url = _str_field(form, "audio_url", errors)
+            duration = _int_field(form, "duration", errors)
+            encoded = _str_field(form, "audio_content_base64", errors, "")
+            if errors:
+                return self.json({"detail": errors}, 422, instance)
+            if (len(audio_url) > MAX_AUDIO_URL_CHARS
+                    or not audio_url.startswith(("https://", origin + "/"))):
+                return self.json({"detail": MESSAGES[lang]["bad_audio_url"]}, 400, instance)
+            image_urls = _image_urls(form.get("image_urls"))
+        finally:
+            await form.close()
+
+        audio = _decode_base64(encoded) if encoded else None
+        if audio is not None and _audio_problem(duration, len(audio)):
+            audio = None  # thankly validates the decoded audio inside its try, and falls back to the URL
+        intake: Intake = "base64" if audio is not None else "url"
+        failure: tuple[Phase, str] | None = None
+        if intake == "url":
+            obj, fetch_error = self.s3.fetch(origin, audio_url)
+            if obj is None:
+                failure = ("fetch", fetch_error or "")  # thankly: progress stays 15 %, error = str(exception)
+            elif problem := _audio_problem(duration, len(obj.body)):
+                failure = ("validation", MESSAGES[lang][problem])  # the job's validate_audio_quality
+        wait = max(0.0, self.cold_until - t0)
+        n = next(self.counter)
+        plan = self.scenario.plan(random.Random(f"{self.seed}:{n}"), intake)
+        if failure is not None:
+            plan = replace(plan, fail_phase=failure[0], error=failure[1], stuck_phase=None)
+        schedule = build_schedule(plan, scale=self.scale, offset=wait)
+        task = Task(
+            task_id=str(uuid.uuid4()), user=user, t0=t0, schedule=schedule, owner=instance,
+            visible_at=t0 + wait + self.scenario.not_found_window_s * self.scale,
+            diary=self.make_diary(user, lang, duration, image_urls, wall0 + schedule[-1].t, audio_url), plan=plan,
+            persisted=self.scenario.instances > 1 or self.scenario.db.active, t0_wall=wall0,
+        )
+        target = self.s3.key_of(origin, audio_url)
+        task.key = target[1] if target is not None else None
+        if intake == "url":
+            task.fetch = {"start_s": round(wait, 6), "end_s": round(wait + plan.fetch_s * self.scale, 6),
+                          "ok": failure is None or failure[0] != "fetch"}
+        self.store(task)
+        if wait > 0:
+            await asyncio.sleep(max(0.0, t0 + wait - time.monotonic()))
+        task.answered = time.monotonic()
         return self.json({"task_id": task.task_id, "status": "processing", "message": MESSAGES[lang]["accepted"]},
                          200, instance)
 
@@ -397,6 +514,35 @@ class Simulator:
             return self.json({"detail": "unknown task"}, 404, 0)
         return self.json(progress_events(task.schedule, now - task.t0), 200, 0)
 
+    async def task_upload(self, request: Request) -> Response:
+        """Ground truth of how the audio came, on the events' clock (0 = create received; earlier steps < 0).
+
+        ``presign`` (request received -> answered), ``put`` (the key's last PUT: request received ->
+        answered, with its status), ``create`` and, when the job fetched the object, ``fetch``; ``presign``
+        and ``put`` are linked to the task through the object key in its ``audio_url``; null when absent.
+        """
+        task = self.tasks.get(request.path_params["task_id"])
+        if task is None:
+            return self.json({"detail": "unknown task"}, 404, 0)
+
+        def span(start: float, end: float | None) -> dict[str, float | None]:
+            return {"start_s": round(start - task.t0, 6), "end_s": None if end is None else round(end - task.t0, 6)}
+
+        record = self.s3.ledger.get(task.key) if task.key is not None else None
+        put = None
+        if record is not None and record.put is not None:
+            put = {**span(*record.put), "status": record.put_status, "bytes": record.put_bytes,
+                   "attempts": record.put_attempts}
+        return self.json({
+            "task_id": task.task_id,
+            "variant": task.plan.intake,
+            "key": task.key,
+            "presign": span(*record.presign) if record is not None and record.presign is not None else None,
+            "put": put,
+            "create": span(task.t0, task.answered),
+            "fetch": task.fetch,
+        }, 200, 0)
+
     async def task_detail(self, request: Request) -> Response:
         """Ground truth with steps, labels, the drawn plan and ``t0`` on the server's monotonic clock."""
         now = time.monotonic()
@@ -415,9 +561,71 @@ class Simulator:
             "visible_after_s": task.visible_at - task.t0,
             "plan": {"validation_s": task.plan.validation_s, "transcription_s": task.plan.transcription_s,
                      "llm_s": task.plan.llm_s, "saving_s": task.plan.saving_s,
-                     "fail_phase": task.plan.fail_phase, "stuck_phase": task.plan.stuck_phase},
+                     "fail_phase": task.plan.fail_phase, "stuck_phase": task.plan.stuck_phase,
+                     "intake": task.plan.intake, "fetch_s": task.plan.fetch_s},
             "states": states,
         }, 200, 0)
+
+
+def _origin(request: Request) -> str:
+    """``http://host:port`` of the socket the request came in on: the simulator's own origin, whatever Host says."""
+    server = request.scope.get("server")
+    if not server or server[1] is None:
+        return str(request.base_url).rstrip("/")
+    host = f"[{server[0]}]" if ":" in server[0] else server[0]
+    return f"http://{host}:{server[1]}"
+
+
+def _missing(name: str) -> dict[str, Any]:
+    return {"type": "missing", "loc": ["body", name], "msg": "Field required", "input": None}
+
+
+def _str_field(form: Any, name: str, errors: list[dict[str, Any]], default: str | None = None) -> str:
+    """A text form field as FastAPI's ``str = Form(...)`` reads it (``default`` None: required); 422s go to errors."""
+    value = form.get(name)
+    if value is None:
+        if default is None:
+            errors.append(_missing(name))
+        return default or ""
+    if not isinstance(value, str):
+        errors.append({"type": "string_type", "loc": ["body", name], "msg": "Input should be a valid string",
+                       "input": None})
+        return ""
+    return value
+
+
+def _int_field(form: Any, name: str, errors: list[dict[str, Any]]) -> int:
+    """A required integer form field as FastAPI's ``int = Form(...)`` reads it; 422s go to errors."""
+    raw = form.get(name)
+    if raw is None:
+        errors.append(_missing(name))
+        return 0
+    try:
+        return _INT.validate_python(raw if isinstance(raw, str) else None)
+    except ValidationError as exc:
+        err = exc.errors(include_url=False)[0]
+        errors.append({"type": err["type"], "loc": ["body", name], "msg": err["msg"],
+                       "input": raw if isinstance(raw, str) else None})
+        return 0
+
+
+def _decode_base64(text: str) -> bytes | None:
+    """``base64.b64decode`` as thankly calls it (characters outside the alphabet dropped); None when it raises."""
+    try:
+        return base64.b64decode(text)
+    except ValueError:  # binascii.Error (padding), or non-ASCII text
+        return None
+
+
+def _audio_problem(duration: int, size: int) -> str | None:
+    """thankly's validate_audio_quality: which message key refuses this audio, or None."""
+    if duration < MIN_DURATION_S:
+        return "too_short"
+    if duration > MAX_DURATION_S:
+        return "too_long"
+    if size < MIN_AUDIO_BYTES:
+        return "too_small"
+    return None
 
 
 def _image_urls(value: Any) -> list[str]:
@@ -450,6 +658,8 @@ def create_app(scenario: Scenario, time_scale: float = 1.0, require_auth: bool =
         for path, endpoint, method in (
             ("/voice/progress/{task_id}", sim.progress, "GET"),
             ("/voice/async", sim.upload, "POST"),
+            ("/voice/async-with-url", sim.upload_with_url, "POST"),
+            ("/audio/presigned-url", sim.presign, "POST"),
             ("/list", sim.list_diaries, "GET"),  # before /{diary_id}, which would match "list"
             ("/{diary_id}", sim.get_diary, "GET"),
             ("/{diary_id}", sim.delete_diary, "DELETE"),
@@ -461,6 +671,9 @@ def create_app(scenario: Scenario, time_scale: float = 1.0, require_auth: bool =
             Route("/health", sim.health, methods=["GET"]),
             Route("/", sim.root, methods=["GET"]),
             Route("/_sim/tasks/{task_id}/events", sim.events, methods=["GET"]),
+            Route("/_sim/tasks/{task_id}/upload", sim.task_upload, methods=["GET"]),
+            Route(S3_PREFIX + "/{bucket}/{key:path}", sim.s3.put_object, methods=["PUT"]),
+            Route(S3_PREFIX + "/{bucket}/{key:path}", sim.s3.get_object, methods=["GET"]),
             Route("/_sim/tasks/{task_id}", sim.task_detail, methods=["GET"]),
         ],
         exception_handlers={HTTPException: http_error},

@@ -23,6 +23,7 @@ MESSAGES: dict[str, dict[str, str]] = {
         "deleted": "日记已删除",
         "unavailable": "服务暂时不可用，请稍后重试",
         "rate_limited": "请求过于频繁，请稍后重试",
+        "bad_audio_url": "无效的音频URL",
     },
     "en": {
         "accepted": "Task created, processing in the background",
@@ -38,6 +39,7 @@ MESSAGES: dict[str, dict[str, str]] = {
         "deleted": "Diary deleted",
         "unavailable": "Service temporarily unavailable, please retry later",
         "rate_limited": "Too many requests, please retry later",
+        "bad_audio_url": "Invalid audio URL",
     },
 }
 

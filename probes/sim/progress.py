@@ -15,13 +15,17 @@ from bisect import bisect_right
 from dataclasses import dataclass
 from typing import Literal, Sequence
 
-Phase = Literal["validation", "transcription", "llm", "saving"]
+Phase = Literal["fetch", "validation", "transcription", "llm", "saving"]
 Status = Literal["processing", "completed", "failed"]
+# How the job got its audio: in the multipart upload; as base64 beside the presigned
+# object's URL (async-with-url, files <= 5 MB); or only as that URL, fetched by the job.
+Intake = Literal["multipart", "base64", "url"]
 
 # Which step number each state label belongs to. Step names and messages are
 # scenario data (see scenarios.DEFAULT_LABELS); the step numbers are not.
 STEPS: dict[str, int] = {
     "received": 0,
+    "uploaded": 1,
     "validating": 1,
     "transcribing": 1,
     "transcribing_wait": 1,
@@ -79,6 +83,7 @@ class ProgressModel:
     """The fixed percentages and timers of the thankly backend (DESIGN.md)."""
 
     created: int = 5
+    uploaded: int = 15  # async-with-url creates its task at 15 %, step 1, "音频已上传"
     accept_s: float = 0.002
     validating: int = 22
     transcription_timer: Timer = Timer(18, ((42, 0.3), (55, 0.8)), (None, "transcribing_wait"))
@@ -100,6 +105,8 @@ class TaskPlan:
 
     ``fail_phase`` fails the job when that phase's work returns (with ``error``);
     ``stuck_phase`` never returns, so the progress freezes at that phase's cap.
+    ``intake`` says how the audio came; ``fetch_s`` is how long the job's GET of the
+    object takes when it came only as a URL (the task shows 15 % meanwhile).
     """
 
     validation_s: float
@@ -111,6 +118,8 @@ class TaskPlan:
     fail_phase: Phase | None = None
     error: str | None = None
     stuck_phase: Phase | None = None
+    intake: Intake = "multipart"
+    fetch_s: float = 0.0
 
 
 class _Builder:
@@ -149,10 +158,6 @@ def build_schedule(plan: TaskPlan, model: ProgressModel = DEFAULT_MODEL, scale: 
     The last entry is final: completed, failed, or frozen (a stuck task).
     """
     b = _Builder()
-    t = offset
-    b.add(t, model.created, "received")
-    t += model.accept_s * scale
-    b.add(t, model.validating, "validating")
 
     def phase_end(phase: Phase, start: float, latency_s: float) -> float | None:
         return None if plan.stuck_phase == phase else start + latency_s * scale
@@ -163,6 +168,17 @@ def build_schedule(plan: TaskPlan, model: ProgressModel = DEFAULT_MODEL, scale: 
             b.fail(end, plan.error)
             return None
         return end
+
+    t: float | None = offset
+    if plan.intake == "multipart":
+        b.add(offset, model.created, "received")
+        t = offset + model.accept_s * scale
+    else:  # async-with-url: 15 % "音频已上传" while the job gets its audio (a GET of the object, or the base64 at once)
+        b.add(offset, model.uploaded, "uploaded")
+        t = settle("fetch", offset + (plan.fetch_s if plan.intake == "url" else model.accept_s) * scale)
+        if t is None:
+            return b.states
+    b.add(t, model.validating, "validating")
 
     # validation: no timer
     t = settle("validation", phase_end("validation", t, plan.validation_s))

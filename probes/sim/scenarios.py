@@ -19,11 +19,11 @@ from typing import Literal, Union
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_validator
 
 from probes.errors import UsageError
-from probes.sim.progress import STEPS, TaskPlan
+from probes.sim.progress import STEPS, Intake, TaskPlan
 
 PhaseName = Literal["validation", "transcription", "llm", "saving"]
 Lang = Literal["zh", "en"]
-LabelKey = Literal["received", "validating", "transcribing", "transcribing_wait", "transcribed", "polishing", "saving",
+LabelKey = Literal["received", "uploaded", "validating", "transcribing", "transcribing_wait", "transcribed", "polishing", "saving",
                    "saved", "done"]
 
 # What the simulated backend says it is (X-App-Version, /health, /): thankly's
@@ -35,6 +35,7 @@ CURRENT_VERSION = "1.5.0"
 DEFAULT_LABELS: dict[str, dict[str, tuple[str, str]]] = {
     "zh": {
         "received": ("排队中", "已收到录音，等待处理..."),
+        "uploaded": ("音频已上传", "音频上传完成,开始AI处理..."),
         "validating": ("处理中", "准备正式开始处理..."),
         "transcribing": ("转录中", "正在努力识别你的声音..."),
         "transcribing_wait": ("转录中", "语音识别中，请稍候..."),
@@ -46,6 +47,7 @@ DEFAULT_LABELS: dict[str, dict[str, tuple[str, str]]] = {
     },
     "en": {
         "received": ("Queued", "Recording received, waiting to start..."),
+        "uploaded": ("Audio uploaded", "Audio uploaded, starting AI processing..."),
         "validating": ("Processing", "Getting ready to start..."),
         "transcribing": ("Transcribing", "Working hard to recognise your voice..."),
         "transcribing_wait": ("Transcribing", "Still recognising your voice, please wait..."),
@@ -138,7 +140,8 @@ class Faults(_Strict):
 
 
 class EndpointFaults(_Strict):
-    upload: Faults = Faults()
+    upload: Faults = Faults()  # POST /diary/voice/async and /diary/voice/async-with-url
+    presign: Faults = Faults()  # POST /diary/audio/presigned-url
     progress: Faults = Faults()
     delete: Faults = Faults()
 
@@ -167,6 +170,28 @@ class TaskStore(_Strict):
     @property
     def active(self) -> bool:
         return self.stale_read_rate > 0 or self.lost_read_rate > 0
+
+
+class Presigned(_Strict):
+    """The app's presigned upload: the presign route, the PUT to the S3 stand-in, the job's GET of the object.
+
+    ``put`` plus ``put_s_per_mb`` for every 1,000,000 bytes of body is how long an
+    accepted PUT takes from its request to its answer; ``fetch`` is how long the
+    job's GET of ``final_url`` takes when the audio came without base64 (the task
+    shows 15 % meanwhile). All scaled by the time scale. ``expires_s`` is the
+    X-Amz-Expires the backend signs (thankly: 3600). ``signing_secret = "stale"``
+    signs with a secret the S3 stand-in does not hold, and ``clock_skew_s`` dates
+    X-Amz-Date that far from the true clock; neither is scaled, because S3 compares
+    them with its own wall clock.
+    """
+
+    presign: Latency = Fixed(s=0.01)
+    put: Latency = Fixed(s=0.03)
+    put_s_per_mb: float = Field(0.0, ge=0)
+    fetch: Latency = Fixed(s=0.2)
+    expires_s: int = Field(3600, ge=1, le=604_800)  # S3 refuses more than a week
+    signing_secret: Literal["current", "stale"] = "current"
+    clock_skew_s: float = Field(0.0, ge=-366 * 86_400, le=366 * 86_400)
 
 
 class Stuck(_Strict):
@@ -203,20 +228,26 @@ class Scenario(_Strict):
     cold_start: ColdStart = ColdStart()
     faults: EndpointFaults = EndpointFaults()
     db: TaskStore = TaskStore()
+    presigned: Presigned = Presigned()
     stuck: Stuck = Stuck()
     failure: Failure = Failure()
     not_found_window_s: float = Field(0.0, ge=0)
     instances: int = Field(1, ge=1, le=16)
     labels: dict[Lang, dict[LabelKey, LabelText]] = {}
 
-    def plan(self, rng: random.Random) -> TaskPlan:
-        """Draw one task's latencies and fate. Always consumes the same draws, so seeds reproduce."""
+    def plan(self, rng: random.Random, intake: Intake = "multipart") -> TaskPlan:
+        """Draw one task's latencies and fate. Always consumes the same draws, so seeds reproduce.
+
+        The fetch is drawn last, whatever the intake, so the earlier draws are those of
+        a scenario without a ``[presigned]`` table.
+        """
         validation = self.validation.draw(rng)
         transcription = self.transcription.draw(rng)
         llm = self.llm.draw(rng)
         saving = self.saving.draw(rng)
         fails = rng.random() < self.failure.rate
         stuck = rng.random() < self.stuck.rate
+        fetch = self.presigned.fetch.draw(rng)
         return TaskPlan(
             validation_s=validation,
             transcription_s=transcription,
@@ -227,6 +258,8 @@ class Scenario(_Strict):
             fail_phase=self.failure.phase if fails else None,
             error=self.failure.error if fails else None,
             stuck_phase=self.stuck.phase if stuck and not fails else None,
+            intake=intake,
+            fetch_s=fetch if intake == "url" else 0.0,
         )
 
     def label_table(self, lang: str) -> dict[str, tuple[str, str]]:

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import random
+from dataclasses import replace
 
 import pytest
 
@@ -136,3 +137,22 @@ def test_persisted_indices_only_multiples_of_five() -> None:
         assert p <= i
         assert s[p].progress % 5 == 0 or s[p].status != "processing"
     assert idx[-1] == len(s) - 1
+
+
+def test_url_intake_holds_15_percent_while_fetching() -> None:
+    s = build_schedule(replace(PLAN, intake="url", fetch_s=0.2), scale=0.5, offset=1.0)
+    assert (s[0].t, s[0].progress, s[0].step, s[0].label) == (1.0, 15, 1, "uploaded")
+    assert (s[1].t, s[1].progress, s[1].label) == (pytest.approx(1.1), 22, "validating")
+    assert s[-1].status == "completed"
+    base64 = build_schedule(replace(PLAN, intake="base64", fetch_s=0.2))
+    assert base64[0].label == "uploaded" and base64[1].t == pytest.approx(0.002)  # no fetch: at once
+    multipart = build_schedule(PLAN)
+    assert (multipart[0].progress, multipart[0].label) == (5, "received")
+
+
+def test_failed_fetch_freezes_at_15_with_the_error() -> None:
+    s = build_schedule(replace(PLAN, intake="url", fetch_s=0.2, fail_phase="fetch",
+                               error="Client error '403 Forbidden' for url 'x'"))
+    assert [(x.t, x.progress, x.label, x.status) for x in s] == [(0.0, 15, "uploaded", "processing"),
+                                                                 (0.2, 15, "uploaded", "failed")]
+    assert s[-1].error == "Client error '403 Forbidden' for url 'x'"

@@ -3,16 +3,18 @@
 from __future__ import annotations
 
 import random
+from dataclasses import replace
 from pathlib import Path
 
 import pytest
 
 from probes.errors import UsageError
 from probes.sim.progress import build_schedule, plateau
-from probes.sim.scenarios import builtin_names, load_scenario
+from probes.sim.scenarios import LogNormal, Presigned, builtin_names, load_scenario
 
 REQUIRED = {"fast", "stale-32", "cold-start", "flaky", "rate-limited", "stuck", "fail-transcription", "renamed-steps",
-            "multi-instance", "stale-deploy", "slow-whisper", "throttled-db", "slow-visibility"}
+            "multi-instance", "stale-deploy", "slow-whisper", "throttled-db", "slow-visibility", "slow-s3",
+            "presign-broken"}
 
 
 def test_builtins_present_and_valid() -> None:
@@ -43,6 +45,9 @@ def test_missing_file(tmp_path: Path) -> None:
         ("[failure]\nphase = \"nowhere\"\n", "failure.phase"),
         ("bogus = 1\n", "bogus"),
         ("[transcription]\nlatency = { s = 1 }\ntimeouts = 1\n", "transcription"),
+        ("[presigned]\nsigning_secret = \"old\"\n", "presigned.signing_secret"),
+        ("[presigned]\nexpires_s = 604801\n", "presigned.expires_s"),
+        ("[presigned]\nput = { s = -1 }\n", "presigned.put.s"),
     ],
 )
 def test_bad_file_names_file_and_key(tmp_path: Path, text: str, key: str) -> None:
@@ -65,6 +70,17 @@ def test_seeded_draws_reproduce() -> None:
     a = [sc.plan(random.Random(f"14:{n}")) for n in range(5)]
     b = [sc.plan(random.Random(f"14:{n}")) for n in range(5)]
     assert a == b and len({p.transcription_s for p in a}) == 5
+
+
+def test_presigned_intake_keeps_the_multipart_draws() -> None:
+    """The fetch is drawn last, so a task's phases do not depend on how its audio came."""
+    fast = load_scenario("fast")
+    sc = fast.model_copy(update={"presigned": Presigned(fetch=LogNormal(median_s=0.2, sigma=0.5))})
+    for n in range(5):
+        multipart = sc.plan(random.Random(f"14:{n}"))
+        url = sc.plan(random.Random(f"14:{n}"), "url")
+        assert replace(url, intake="multipart", fetch_s=0.0) == multipart == fast.plan(random.Random(f"14:{n}"))
+        assert url.fetch_s != 0.2 and url.fetch_s > 0
 
 
 def test_fast_totals_within_8_to_12_s() -> None:
