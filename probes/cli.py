@@ -8,6 +8,7 @@ and its exit code; no traceback reaches the user.
 from __future__ import annotations
 
 import math
+import signal
 import sys
 from pathlib import Path
 from typing import Annotated, Optional
@@ -15,7 +16,7 @@ from typing import Annotated, Optional
 import typer
 
 from probes import defaults
-from probes.errors import EXIT_REGRESSION, ProbesError, UsageError
+from probes.errors import EXIT_INTERRUPTED, EXIT_REGRESSION, ProbesError, UsageError
 
 app = typer.Typer(
     name="probes",
@@ -186,7 +187,12 @@ def load(ctx: typer.Context) -> None:
     raise typer.Exit(load_main(list(ctx.args)))
 
 
+def _terminate(signum: int, frame: object) -> None:
+    raise KeyboardInterrupt  # SIGTERM (timeout, systemd, a cancelled CI job) ends any phase as Ctrl-C does
+
+
 def main() -> None:
+    signal.signal(signal.SIGTERM, _terminate)
     try:
         app()
     except ProbesError as exc:
@@ -194,7 +200,7 @@ def main() -> None:
         sys.exit(exc.exit_code)
     except KeyboardInterrupt:
         print("probes: interrupted", file=sys.stderr)
-        sys.exit(130)
+        sys.exit(EXIT_INTERRUPTED)
 
 
 # --- canary, trend, history (issue 10). Values are parsed by probes.canary.options so a bad one is one line. ---

@@ -1,9 +1,11 @@
 """`probes run`: resolve the target and fixture, run the probes, write the run directory, print the table.
 
-Exit codes (DESIGN.md): 0 ok; 2 bad usage or configuration; 3 the target
-could not be reached or authenticated (no probe got past the upload); 130
-interrupted (Ctrl-C or SIGTERM, in any phase: the run directory exists from
-the start, every finished probe is on disk, in-flight ones as `aborted`).
+Exit codes (DESIGN.md, probes.errors): 0 ok; 2 bad usage or configuration;
+3 the target could not be reached or authenticated (no probe got past the
+upload); 4 the run directory could not be written (a full disk: one line,
+run.json left unfinished); 130 interrupted (Ctrl-C or SIGTERM, in any phase:
+the run directory exists from the start, every finished probe is on disk,
+in-flight ones as `aborted`).
 """
 
 from __future__ import annotations
@@ -23,7 +25,9 @@ from probes import __version__, defaults
 from probes.analysis.diagnosis import Finding, Side, diagnose, to_json
 from probes.analysis.slo import Slo, SloReport, evaluate
 from probes.config import Target, load_slo_file, resolve_target
-from probes.errors import EXIT_OK, EXIT_REGRESSION, EXIT_UNREACHABLE, UsageError
+from probes.errors import (
+    EXIT_INTERRUPTED, EXIT_OK, EXIT_REGRESSION, EXIT_UNREACHABLE, RecordError, UsageError,
+)
 from probes.fixtures.manifest import read_fixture
 from probes.probe import wire
 from probes.probe.cadence import APP_FAST_INTERVAL_S, Cadence
@@ -40,7 +44,6 @@ from probes.probe.summary import print_diagnosis, print_slo, print_summary
 from probes.redact import redact_headers, redact_json
 
 UNREACHED = frozenset({"upload_error", "auth_error"})
-EXIT_INTERRUPTED = 130
 STAGGER_S = APP_FAST_INTERVAL_S
 STAGGER_PER_PROBE_S = 0.003  # an upload costs the harness ~1.4 ms of CPU: keep the ramp-up under half a core
 
@@ -93,9 +96,11 @@ def run_probes(
                            milestones=tuple(sorted(set(milestones))))
     plan = ProbePlan(run_id=run_id, target=chosen.name, label=label, fixture=entry, audio=audio, config=config)
     headers = wire.request_headers(chosen.user_name or wire.DEFAULT_USER_NAME)
+    writer = RunWriter(out, {**run_meta(chosen, plan, n, concurrency), "idle_before_s": idle_before_s or None})
     with asyncio.Runner(loop_factory=_loop_factory()) as runner:
-        result = runner.run(_run(chosen, plan, headers, tokens, n, concurrency, out, quiet, fast, objectives,
-                                 idle_before_s, baseline_dir))
+        probed = runner.run(_probe_phase(chosen, plan, headers, tokens, n, concurrency, writer, quiet, fast,
+                                         idle_before_s))
+    result = _finish(chosen, tokens, writer, probed, objectives, baseline_dir)
     if baseline is not None and result.code not in (EXIT_INTERRUPTED, EXIT_UNREACHABLE):
         result = _against_baseline(result, baseline, baseline_dir)
     return result
@@ -170,15 +175,26 @@ def run_meta(target: Target, plan: ProbePlan, n: int, concurrency: int) -> dict[
     }
 
 
-async def _run(target: Target, plan: ProbePlan, headers: dict[str, str], tokens: TokenSource, n: int,
-               concurrency: int, out: Path, quiet: bool, fast: bool | None,
-               objectives: tuple[tuple[Slo, ...], str] | None, idle_before_s: float = 0.0,
-               baseline_dir: Path | None = None) -> RunResult:
-    # SIGTERM (a CI job cancelled, `timeout`) ends the run like Ctrl-C, in every phase.
+@dataclass(frozen=True)
+class Probed:
+    """What the probe phase leaves for the end phase."""
+
+    health: dict[str, Any]
+    upload_headers: dict[str, str] | None
+    time_scale: float | None
+    interrupted: bool
+
+
+async def _probe_phase(target: Target, plan: ProbePlan, headers: dict[str, str], tokens: TokenSource, n: int,
+                       concurrency: int, writer: RunWriter, quiet: bool, fast: bool | None,
+                       idle_before_s: float) -> Probed:
+    """Health, then the probes. SIGTERM (a cancelled CI job, `timeout`) cancels it as Ctrl-C does; the
+    end phase runs after the loop, where both raise KeyboardInterrupt (probes.cli: exit 130)."""
+    loop = asyncio.get_running_loop()
     main = asyncio.current_task()
     assert main is not None
-    asyncio.get_running_loop().add_signal_handler(signal.SIGTERM, main.cancel)
-    writer = RunWriter(out, {**run_meta(target, plan, n, concurrency), "idle_before_s": idle_before_s or None})
+    previous = signal.getsignal(signal.SIGTERM)
+    loop.add_signal_handler(signal.SIGTERM, main.cancel)
     interrupted = False
     health: dict[str, Any] = {"health_status": None, "health": None, "headers": {}}
     upload_headers: dict[str, str] | None = None
@@ -193,26 +209,38 @@ async def _run(target: Target, plan: ProbePlan, headers: dict[str, str], tokens:
     except asyncio.CancelledError:
         interrupted = True
     finally:
-        secrets = tokens.secrets()
-        fingerprint = {**health, "health": redact_json(health.get("health"), secrets),
-                       "headers": redact_headers(health.get("headers") or {}, secrets),
-                       "upload_headers": redact_headers(upload_headers or {}, secrets)}
-        report = None
-        if objectives is not None:
-            report = evaluate(objectives[0], writer.records, time_scale or 1.0, source=objectives[1])
-            writer.meta["slo"] = report.to_json()
-        writer.meta["fingerprint"] = fingerprint
-        findings = _diagnose(writer, target, time_scale, baseline_dir)
-        writer.finish(fingerprint)
-    print_summary(writer.records, time_scale)
+        # The loop's handler would outlive the loop and swallow SIGTERM in the phases after it.
+        loop.remove_signal_handler(signal.SIGTERM)
+        if previous is not None:
+            signal.signal(signal.SIGTERM, previous)
+    return Probed(health, upload_headers, time_scale, interrupted)
+
+
+def _finish(target: Target, tokens: TokenSource, writer: RunWriter, probed: Probed,
+            objectives: tuple[tuple[Slo, ...], str] | None, baseline_dir: Path | None) -> RunResult:
+    """SLOs, diagnosis, run.json and the summary: everything after the probes."""
+    secrets = tokens.secrets()
+    health = probed.health
+    fingerprint = {**health, "health": redact_json(health.get("health"), secrets),
+                   "headers": redact_headers(health.get("headers") or {}, secrets),
+                   "upload_headers": redact_headers(probed.upload_headers or {}, secrets)}
+    report = None
+    if objectives is not None:
+        report = evaluate(objectives[0], writer.records, probed.time_scale or 1.0, source=objectives[1])
+        writer.meta["slo"] = report.to_json()
+    writer.meta["fingerprint"] = fingerprint
+    findings = _diagnose(writer, target, probed.time_scale, baseline_dir)
+    writer.finish(fingerprint)
+    print_summary(writer.records, probed.time_scale)
     if report is not None:
         print_slo(report)
     print_diagnosis(findings)
-    if interrupted:
+    if probed.interrupted:
         print(f"interrupted: {len(writer.records)} probe(s) on disk", file=sys.stderr)
     sys.stderr.flush()
     print(writer.dir, flush=True)
-    return RunResult(exit_code(writer.records, report, interrupted), writer.dir, writer.records, time_scale)
+    return RunResult(exit_code(writer.records, report, probed.interrupted), writer.dir, writer.records,
+                     probed.time_scale)
 
 
 def exit_code(records: list[dict], report: SloReport | None, interrupted: bool) -> int:
@@ -298,7 +326,10 @@ async def run_workers(http: HttpSide, plan: ProbePlan, n: int, concurrency: int,
     # would arrive: started together, C probes would poll in lock-step bursts and measure their
     # own queueing, and 500 uploads in 300 ms made the first polls of every probe late.
     stagger = max(STAGGER_S, STAGGER_PER_PROBE_S * workers)
-    async with asyncio.TaskGroup() as group:
-        for i in range(workers):
-            group.create_task(worker(i * stagger / workers))
+    try:
+        async with asyncio.TaskGroup() as group:
+            for i in range(workers):
+                group.create_task(worker(i * stagger / workers))
+    except* RecordError as failed:  # the disk is full: stop probing, nothing more can be kept
+        raise failed.exceptions[0] from None
     return first_headers[0] if first_headers else None

@@ -6,6 +6,7 @@ is rewritten atomically (temp file + rename) at the start and at the end.
 
 from __future__ import annotations
 
+import contextlib
 import json
 import os
 import re
@@ -17,7 +18,7 @@ from typing import Any, Iterable
 
 import orjson
 
-from probes.errors import UsageError
+from probes.errors import UsageError, record_error
 
 SCHEMA = 1
 
@@ -63,7 +64,12 @@ def write_run_json(run_dir: Path, meta: dict[str, Any]) -> None:
 
 
 class RunWriter:
-    """Creates reports/runs/<run_id>/ and keeps it consistent while a run goes on."""
+    """Creates reports/runs/<run_id>/ and keeps it consistent while a run goes on.
+
+    A write that fails (ENOSPC, EIO, a directory made read-only) raises RecordError (exit 4) and
+    leaves the writer broken: nothing more is written, so run.json keeps `ended_at: null` (a run
+    that did not finish) and a probes.jsonl line cut short is skipped by every reader.
+    """
 
     def __init__(self, parent: Path, meta: dict[str, Any]) -> None:
         self.meta = {"schema": SCHEMA, **meta, "ended_at": None}
@@ -73,28 +79,50 @@ class RunWriter:
         except OSError as exc:
             raise UsageError(f"cannot create run directory {self.dir}: {exc.strerror or exc}") from None
         self.records: list[dict[str, Any]] = []
-        self._jsonl = open(self.dir / "probes.jsonl", "ab")
+        self.broken = False
+        try:
+            self._jsonl = open(self.dir / "probes.jsonl", "ab")
+        except OSError as exc:
+            raise record_error(f"{self.dir / 'probes.jsonl'}", exc) from None
         self._write_meta()
 
     def append(self, record: dict[str, Any]) -> None:
         """On disk at once; in memory whole for the first MAX_DIAGNOSED (the diagnosis reads their
         samples), without samples after that: summaries and SLOs need only the derived fields, and a
         100,000-probe run would otherwise hold every poll of every probe until it ends."""
-        self._jsonl.write(record_line(record))
-        self._jsonl.flush()
+        if self.broken:
+            return
+        try:
+            self._jsonl.write(record_line(record))
+            self._jsonl.flush()
+        except OSError as exc:
+            self.broken = True
+            raise record_error(f"{self.dir / 'probes.jsonl'}", exc) from None
         if len(self.records) >= MAX_DIAGNOSED:
             record = {k: v for k, v in record.items() if k != "samples"}
         self.records.append(record)
 
     def finish(self, fingerprint: dict[str, Any]) -> None:
-        self._jsonl.close()
+        if self.broken:
+            return
+        try:
+            self._jsonl.close()
+        except OSError as exc:
+            self.broken = True
+            raise record_error(f"{self.dir / 'probes.jsonl'}", exc) from None
         self.meta["ended_at"] = utc_iso()
         self.meta["fingerprint"] = {**fingerprint, "signature": signature(self.records)}
         self.meta["outcomes"] = dict(Counter(r["outcome"] for r in self.records))
         self._write_meta()
 
     def _write_meta(self) -> None:
-        write_run_json(self.dir, self.meta)
+        try:
+            write_run_json(self.dir, self.meta)
+        except OSError as exc:
+            self.broken = True
+            with contextlib.suppress(OSError):
+                (self.dir / "run.json.tmp").unlink(missing_ok=True)
+            raise record_error(f"{self.dir / 'run.json'}", exc) from None
 
 
 def read_records(path: Path, limit: int | None = None) -> list[dict[str, Any]]:
