@@ -3,19 +3,18 @@
     ProbesError            base; never shown as a traceback
     ├── UsageError         exit 2: bad flag, config, fixture or scenario
     ├── UnreachableError   exit 3: the target could not be reached or authenticated
-    └── RecordError        exit 4: what was measured could not be written (a full disk, a read-only
-                           directory): a failure for cron and systemd, never "SLO broken"
+    └── NotRecorded        exit 4: results could not be written (a full disk, a read-only file system)
 
-A regression verdict or a broken SLO is exit 1 and is not an exception;
-Ctrl-C or SIGTERM, in any phase, is exit 130 with what was already on disk kept.
+A regression verdict or a broken SLO is exit 1 and is not an exception; an
+interruption (Ctrl-C, SIGTERM) is 130.
 """
 
 EXIT_OK = 0
 EXIT_REGRESSION = 1
 EXIT_USAGE = 2
 EXIT_UNREACHABLE = 3
-EXIT_UNRECORDED = 4
-EXIT_INTERRUPTED = 130
+EXIT_NOT_RECORDED = 4  # the canary's number too (probes/canary/errors.py)
+EXIT_INTERRUPTED = 130  # 128 + SIGINT, what a shell reports for Ctrl-C
 
 
 class ProbesError(Exception):
@@ -30,10 +29,12 @@ class UnreachableError(ProbesError):
     exit_code = EXIT_UNREACHABLE
 
 
-class RecordError(ProbesError):
-    exit_code = EXIT_UNRECORDED
+class NotRecorded(ProbesError):
+    """Something that had to be written could not be; the message is one line and names what."""
+
+    exit_code = EXIT_NOT_RECORDED
 
 
-def record_error(what: str, exc: OSError) -> RecordError:
-    """One line naming what could not be written and why (ENOSPC: "No space left on device")."""
-    return RecordError(f"cannot write {what}: {exc.strerror or exc}")
+def os_reason(exc: OSError) -> str:
+    """The OS's words for a failed write ("No space left on device"), without the path or value it carried."""
+    return exc.strerror or type(exc).__name__

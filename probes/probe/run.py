@@ -26,7 +26,7 @@ from probes.analysis.diagnosis import Finding, Side, diagnose, to_json
 from probes.analysis.slo import Slo, SloReport, evaluate
 from probes.config import Target, load_slo_file, resolve_target
 from probes.errors import (
-    EXIT_INTERRUPTED, EXIT_OK, EXIT_REGRESSION, EXIT_UNREACHABLE, RecordError, UsageError,
+    EXIT_INTERRUPTED, EXIT_OK, EXIT_REGRESSION, EXIT_UNREACHABLE, NotRecorded, UsageError,
 )
 from probes.fixtures.manifest import read_fixture
 from probes.probe import wire
@@ -330,6 +330,6 @@ async def run_workers(http: HttpSide, plan: ProbePlan, n: int, concurrency: int,
         async with asyncio.TaskGroup() as group:
             for i in range(workers):
                 group.create_task(worker(i * stagger / workers))
-    except* RecordError as failed:  # the disk is full: stop probing, nothing more can be kept
+    except* NotRecorded as failed:  # the disk is full: stop probing, nothing more can be kept
         raise failed.exceptions[0] from None
     return first_headers[0] if first_headers else None

@@ -18,7 +18,7 @@ from typing import Any, Iterable
 
 import orjson
 
-from probes.errors import UsageError, record_error
+from probes.errors import NotRecorded, UsageError, os_reason
 
 SCHEMA = 1
 
@@ -66,7 +66,7 @@ def write_run_json(run_dir: Path, meta: dict[str, Any]) -> None:
 class RunWriter:
     """Creates reports/runs/<run_id>/ and keeps it consistent while a run goes on.
 
-    A write that fails (ENOSPC, EIO, a directory made read-only) raises RecordError (exit 4) and
+    A write that fails (ENOSPC, EIO, a directory made read-only) raises NotRecorded (exit 4) and
     leaves the writer broken: nothing more is written, so run.json keeps `ended_at: null` (a run
     that did not finish) and a probes.jsonl line cut short is skipped by every reader.
     """
@@ -83,7 +83,7 @@ class RunWriter:
         try:
             self._jsonl = open(self.dir / "probes.jsonl", "ab")
         except OSError as exc:
-            raise record_error(f"{self.dir / 'probes.jsonl'}", exc) from None
+            raise self._failed("probes.jsonl", exc) from None
         self._write_meta()
 
     def append(self, record: dict[str, Any]) -> None:
@@ -96,8 +96,7 @@ class RunWriter:
             self._jsonl.write(record_line(record))
             self._jsonl.flush()
         except OSError as exc:
-            self.broken = True
-            raise record_error(f"{self.dir / 'probes.jsonl'}", exc) from None
+            raise self._failed("probes.jsonl", exc) from None
         if len(self.records) >= MAX_DIAGNOSED:
             record = {k: v for k, v in record.items() if k != "samples"}
         self.records.append(record)
@@ -108,21 +107,23 @@ class RunWriter:
         try:
             self._jsonl.close()
         except OSError as exc:
-            self.broken = True
-            raise record_error(f"{self.dir / 'probes.jsonl'}", exc) from None
+            raise self._failed("probes.jsonl", exc) from None
         self.meta["ended_at"] = utc_iso()
         self.meta["fingerprint"] = {**fingerprint, "signature": signature(self.records)}
         self.meta["outcomes"] = dict(Counter(r["outcome"] for r in self.records))
         self._write_meta()
 
+    def _failed(self, name: str, exc: OSError) -> NotRecorded:
+        self.broken = True
+        return NotRecorded(f"could not record {self.dir / name}: {os_reason(exc)}")
+
     def _write_meta(self) -> None:
         try:
             write_run_json(self.dir, self.meta)
         except OSError as exc:
-            self.broken = True
             with contextlib.suppress(OSError):
                 (self.dir / "run.json.tmp").unlink(missing_ok=True)
-            raise record_error(f"{self.dir / 'run.json'}", exc) from None
+            raise self._failed("run.json", exc) from None
 
 
 def read_records(path: Path, limit: int | None = None) -> list[dict[str, Any]]:
