@@ -37,7 +37,7 @@ def test_history_urls() -> None:
 @pytest.mark.parametrize("url, message", [
     ("mysql://u:hunter2@db/h", "unknown scheme 'mysql'"),
     ("sqlite://host/h.sqlite", "three slashes"),
-    ("postgresql://u:hunter2@db:99999/h", "--history postgresql://u:[redacted]@db:99999/h"),
+    ("postgresql://u:hunter2@db:99999/h", "--history postgresql://u:[redacted]@db:99999/h: the port must be"),
     ("postgresql://u:hunter2@db:5432", "name the database"),
 ])
 def test_bad_urls_are_one_line_without_the_password(url: str, message: str) -> None:
@@ -48,7 +48,7 @@ def test_bad_urls_are_one_line_without_the_password(url: str, message: str) -> N
 
 def test_redaction_covers_unencoded_at_and_query_passwords() -> None:
     assert redact_url("postgresql://u:p@ss@h/d") == "postgresql://u:[redacted]@h/d"
-    assert redact_url("postgresql://h/d?user=u&password=hunter2") == "postgresql://h/d?user=u&password=[redacted]"
+    assert redact_url("postgresql://h/d?user=u&password=hunter2") == "postgresql://h/d?user=[redacted]&password=[redacted]"
 
 
 def test_unreachable_postgresql_is_a_usage_error_without_the_password() -> None:
