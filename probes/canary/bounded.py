@@ -67,10 +67,8 @@ async def _exchange(method: str, url: str, deadline_s: float, content: bytes, he
                             truncated = True
                             break  # leaving the block closes the connection: the rest is never read
                     return Answer(response.status_code, bytes(body), truncated)
-    except TimeoutError:
-        raise ExchangeFailed(f"no answer within {deadline_s:g} s") from None
-    except httpx.TimeoutException:
-        raise ExchangeFailed(f"no answer within {deadline_s:g} s") from None
+    except (TimeoutError, httpx.TimeoutException):
+        raise ExchangeFailed(f"no answer within {round(deadline_s, 1):g} s") from None
     except (httpx.UnsupportedProtocol, httpx.InvalidURL, ValueError) as exc:  # a URL httpx will not send
         raise ExchangeFailed(type(exc).__name__, permanent=True) from None
     except (httpx.HTTPError, OSError) as exc:  # refused, reset, bad TLS, a broken answer

@@ -33,7 +33,7 @@ from urllib.parse import urlsplit
 
 from probes import defaults
 from probes.canary import alerts
-from probes.canary.errors import EXIT_INTERRUPTED, NotRecorded, os_reason
+from probes.canary.errors import EXIT_INTERRUPTED, EXIT_NOT_RECORDED, NotRecorded, os_reason
 from probes.canary.history import HistoryStore, PendingAlert, open_history
 from probes.canary.lock import canary_lock
 from probes.canary.signals import Interrupts
@@ -263,69 +263,86 @@ class _Canary:
     def run(self, history: str | None, label: str, jitter_s: float, sleep: Callable[[float], None],
             rand: Callable[[], float], probe_runner: Callable[..., Any] | None, probe_args: dict[str, Any],
             ) -> CanaryResult:
-        target = self.target
         with open_history(history) as store:  # a wrong --history fails before the jitter and before any probe
             delay = jitter_s * rand()
             if delay > 0:
                 self.phase = "waiting (jitter)"
-                print(f"canary {target}: jitter: starting in {delay:.1f} s", file=sys.stderr, flush=True)
+                print(f"canary {self.target}: jitter: starting in {delay:.1f} s", file=sys.stderr, flush=True)
                 sleep(delay)
             self.phase = "taking the lock"
-            with canary_lock(store.location, target):
-                self.phase = "probing"
-                if probe_runner is None:
-                    from probes.probe.run import run_probes as probe_runner
-                why: list[str] = []
-                result = None
-                try:
-                    result = probe_runner(**probe_args)
-                except UnreachableError as exc:
-                    print(f"canary {target}: unreachable: {exc}", file=sys.stderr)  # the log gets the detail
-                    why = [alerts.unreachable_reason(exc)]  # the alert gets words safe for a chat channel
-                except OSError as exc:  # the run directory could not be written (probes.probe.store)
-                    raise NotRecorded(f"could not write the run directory under {self.out}: {os_reason(exc)}") from None
-                finally:
-                    self.interrupts.restore()  # the probe phase's event loop may have left its SIGTERM handler
-                self.phase = "recording"
-                with self.interrupts.held():
-                    if result is None:
-                        self.row = store.record_summary(_unreached_row(target, label))
-                        code = EXIT_UNREACHABLE
-                    else:
-                        self.row = store.record_run(result.run_dir, exit_code=result.code)
-                        code = result.code
-                    if code == EXIT_INTERRUPTED:  # what finished is on disk and in the history; no verdict
-                        print(f"canary {target}: interrupted while probing: {self.row.n} probe(s) recorded; "
-                              "no verdict, no alert", file=sys.stderr)
-                        return CanaryResult(EXIT_INTERRUPTED, self.row)
-                    message = self._message_factory(why) if self.webhook else None
-                    self.state, self.event = store.evaluate_alert(target, self.row.run_id, self.row.ok,
-                                                                  self.alert_after, self.resolve_after, message)
-                if self.event:
-                    print(f"canary {target}: alert {self.event} ({self.state.failing} failing / "
-                          f"{self.state.passing} passing in a row)", file=sys.stderr)
-                if self.webhook:
-                    self.phase = "alerting"
-                    self.deliveries = deliver(store, target, self.webhook, self.clock(),
-                                              deadline_s=self.notify_deadline_s, held=self.interrupts.held)
-                counts = store.delivery_counts(target)
-                self.phase = "exporting metrics"
-                failure = _export(self.row, self.state, counts, self.pushgateway, self.textfile)
-                pruned: list[str] = []
-                if self.keep_s:
-                    self.phase = "pruning"
-                    with self.interrupts.held():
-                        pruned = prune(store, target, self.keep_s, self.out, self.row.run_id, self.clock())
+            with canary_lock(store.location, self.target):
+                result, why = self._probe(probe_runner, probe_args)
+                code = EXIT_UNREACHABLE if result is None else result.code
+                self._record(store, result, label, why)
+                if code == EXIT_INTERRUPTED:  # what finished is on disk and in the history; no verdict
+                    assert self.row is not None
+                    print(f"canary {self.target}: interrupted while probing: {self.row.n} probe(s) recorded; "
+                          "no verdict, no alert", file=sys.stderr)
+                    return CanaryResult(EXIT_INTERRUPTED, self.row)
+                counts, failure, pruned = self._after(store)
+        assert self.row is not None and self.state is not None
         code = EXIT_UNREACHABLE if result is None else exit_code(result.code, self.row)
         verdict = {EXIT_OK: "healthy", EXIT_REGRESSION: "SLO broken", EXIT_UNREACHABLE: "unreachable"}[code]
         detail = "; ".join(why + reasons(self.row))
         undelivered = f"; {counts['pending']} alert(s) pending delivery" if counts["pending"] else ""
-        print(f"canary {target}: {verdict}{': ' + detail if detail else ''}; alert "
+        print(f"canary {self.target}: {verdict}{': ' + detail if detail else ''}; alert "
               f"{'firing' if self.state.firing else 'ok'}{undelivered}"
               + (f"; pruned {len(pruned)} run directories" if pruned else ""))
         if failure is not None:
             raise failure
         return CanaryResult(code, self.row, self.state, self.event, self._notified(), pruned, self._delivered())
+
+    def _probe(self, probe_runner: Callable[..., Any] | None, probe_args: dict[str, Any]) -> tuple[Any, list[str]]:
+        """`probes run`; (None, why) when the target refused before any probe. Its own loop handles signals."""
+        self.phase = "probing"
+        if probe_runner is None:
+            from probes.probe.run import run_probes as probe_runner
+        try:
+            result = probe_runner(**probe_args)
+        except UnreachableError as exc:
+            print(f"canary {self.target}: unreachable: {exc}", file=sys.stderr)  # the log gets the detail
+            return None, [alerts.unreachable_reason(exc)]  # the alert gets words safe for a chat channel
+        except OSError as exc:  # the run directory could not be written (probes.probe.store)
+            raise NotRecorded(f"could not write the run directory under {self.out}: {os_reason(exc)}") from None
+        finally:
+            self.interrupts.restore()  # the probe phase's event loop may have left its SIGTERM handler behind
+        if result.code == EXIT_NOT_RECORDED:
+            raise NotRecorded(f"could not write the run directory {result.run_dir}")
+        return result, []
+
+    def _record(self, store: HistoryStore, result: Any, label: str, why: list[str]) -> None:
+        """The run, then the alert state and its outbox entry: each one transaction, held against a signal."""
+        self.phase = "recording"
+        with self.interrupts.held():
+            if result is None:
+                self.row = store.record_summary(_unreached_row(self.target, label))
+            else:
+                self.row = store.record_run(result.run_dir, exit_code=result.code)
+            if result is not None and result.code == EXIT_INTERRUPTED:
+                return
+            message = self._message_factory(why) if self.webhook else None
+            self.state, self.event = store.evaluate_alert(self.target, self.row.run_id, self.row.ok,
+                                                          self.alert_after, self.resolve_after, message)
+        if self.event:
+            print(f"canary {self.target}: alert {self.event} ({self.state.failing} failing / "
+                  f"{self.state.passing} passing in a row)", file=sys.stderr)
+
+    def _after(self, store: HistoryStore) -> tuple[dict[str, int], NotRecorded | None, list[str]]:
+        """Deliver the outbox, export the metrics, prune: (undelivered counts, a textfile failure, pruned)."""
+        assert self.row is not None
+        if self.webhook:
+            self.phase = "alerting"
+            self.deliveries = deliver(store, self.target, self.webhook, self.clock(),
+                                      deadline_s=self.notify_deadline_s, held=self.interrupts.held)
+        counts = store.delivery_counts(self.target)
+        self.phase = "exporting metrics"
+        failure = _export(self.row, self.state, counts, self.pushgateway, self.textfile)
+        pruned: list[str] = []
+        if self.keep_s:
+            self.phase = "pruning"
+            with self.interrupts.held():
+                pruned = prune(store, self.target, self.keep_s, self.out, self.row.run_id, self.clock())
+        return counts, failure, pruned
 
     def _message_factory(self, why: list[str]) -> Callable[[alerts.AlertState, alerts.Event], dict[str, Any]]:
         row = self.row

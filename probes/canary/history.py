@@ -7,9 +7,13 @@
 
 SQLite (stdlib sqlite3, WAL) suits one machine; PostgreSQL (psycopg 3) suits
 teams and ephemeral CI runners whose disk disappears after each job, which is
-why the alert state lives here too. The schema is versioned (`schema_version`
-plus the ordered migrations in migrations.py), applied when a store is opened.
-A URL's password never appears in an error, a log line or the database.
+why the alert state lives here too, and the outbox of alert events still to be
+delivered (an event and its delivery state commit in one transaction). The
+schema is versioned (`schema_version` plus the ordered migrations in
+migrations.py), applied when a store is opened. A URL's password never appears
+in an error, a log line or the database. A write that fails (a full disk, a
+database that refuses it) is NotRecorded, exit 4; any other database error is
+a UsageError, exit 2: one line either way.
 """
 
 from __future__ import annotations

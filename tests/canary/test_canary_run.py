@@ -172,6 +172,11 @@ def test_exit_codes_from_the_run() -> None:
     (["--webhook", "ftp://hooks.example/T0/secret-token"], "--webhook must be an http(s) URL"),
     (["--textfile", "probes.txt"], "must end in .prom"),
     (["--history", "mysql://u:hunter2@db/h"], "unknown scheme 'mysql'"),
+    (["--history", "host=db user=probes password=hunter2 dbname=h"], "libpq keyword string"),
+    (["--history", "postgresql://probes:hunter2/x@db:5432/h"], "cannot be read one way only"),
+    (["--pushgateway", "http://u:hunter2@127.0.0.1:99999"], "port must be a number in 1..65535"),
+    (["--pushgateway", "http://127.0.0.1:9091/?token=hunter2"], "no ?query or #fragment"),
+    (["--webhook", "https://hooks.example:0/T0/secret-token"], "--webhook must be an http(s) URL with a host"),
 ])
 def test_bad_values_exit_2_with_one_line(args: list[str], message: str, tmp_path: Path) -> None:
     proc = subprocess.run([sys.executable, "-m", "probes", "canary", "--target", "svc", *args,
@@ -180,6 +185,7 @@ def test_bad_values_exit_2_with_one_line(args: list[str], message: str, tmp_path
     assert proc.stderr.count("\n") == 1 and message in proc.stderr, proc.stderr
     assert "hunter2" not in proc.stderr and "secret-token" not in proc.stderr
     assert not (tmp_path / "runs").exists() and not (tmp_path / "reports").exists()
+    assert sorted(p.name for p in tmp_path.iterdir()) == []  # no SQLite file named after a connection string
 
 
 def test_a_target_refusing_before_any_probe_is_a_failing_run(tmp_path, fixtures_dir, webhook, capsys) -> None:
