@@ -460,7 +460,7 @@ class HistoryStore:
     def due_alerts(self, target: str, now_ts: float) -> list[PendingAlert]:
         """The target's pending events whose back-off has passed, oldest first: what this run delivers."""
         cur = self._execute("SELECT run_id, event, attempts, body FROM alert_events WHERE target = ? "
-                            "AND delivery = 'pending' AND (next_attempt_ts IS NULL OR next_attempt_ts <= ?) "
+                            "AND delivery = 'pending' AND body IS NOT NULL AND (next_attempt_ts IS NULL OR next_attempt_ts <= ?) "
                             "ORDER BY at, run_id LIMIT ?", (target, now_ts, MAX_DUE_ALERTS))
         return [PendingAlert(target, r[0], r[1], r[2], json.loads(r[3])) for r in cur.fetchall()]
 

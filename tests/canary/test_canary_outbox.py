@@ -94,8 +94,9 @@ def test_sigkill_between_commit_and_send_delivers_on_the_next_run(fixtures_dir, 
 
 
 @pytest.mark.timeout(60)
-def test_sigterm_while_alerting_exits_130_releases_the_lock_and_keeps_the_alert(fixtures_dir, tmp_path,
-                                                                               webhook) -> None:
+@pytest.mark.parametrize("signum", [signal.SIGTERM, signal.SIGINT])
+def test_a_signal_while_alerting_exits_130_releases_the_lock_and_keeps_the_alert(signum, fixtures_dir, tmp_path,
+                                                                                webhook) -> None:
     """After the probes the canary ignored SIGTERM (uvloop's handler stayed): timeout and systemd could not
     stop it. Now it stops at once, says what it kept, and the next run sends the alert."""
     history = str(tmp_path / "history.sqlite")
@@ -104,7 +105,7 @@ def test_sigterm_while_alerting_exits_130_releases_the_lock_and_keeps_the_alert(
         proc = canary.spawn(hang.url)
         try:
             assert hang.got_request.wait(30)
-            proc.send_signal(signal.SIGTERM)
+            proc.send_signal(signum)
             signalled = time.monotonic()
             out, err = proc.communicate(timeout=10)
         finally:
@@ -114,7 +115,7 @@ def test_sigterm_while_alerting_exits_130_releases_the_lock_and_keeps_the_alert(
     assert proc.returncode == 130, err
     assert took < 3, took
     last = err.strip().splitlines()[-1]
-    assert last.startswith("canary svc: interrupted by SIGTERM while alerting: run ")
+    assert last.startswith(f"canary svc: interrupted by {signum.name} while alerting: run ")
     assert last.endswith("recorded; alert fired kept in the outbox for the next run; lock released")
     assert "Traceback" not in err and "secret-token" not in err + out
     with canary_lock(parse_history_url(history), "svc"):  # released

@@ -104,6 +104,21 @@ def test_an_old_schema_is_upgraded_in_order_and_keeps_its_rows(history_url: str,
         assert store.alert_state("prod").failing == 0  # table from migration 2
 
 
+def test_events_from_before_the_outbox_are_never_sent(history_url: str) -> None:
+    """Migration 4 reads the old `notified` (1 sent, 0 failed, NULL unsent) and queues nothing: an alert from
+    before the upgrade has no body to send and is history, not news."""
+    with _raw_store(history_url) as store:
+        store.migrate(upto=3)
+        for run_id, notified in (("r1", 1), ("r2", 0), ("r3", None)):
+            store._execute("INSERT INTO alert_events (target, run_id, event, at, failing, passing, notified) "
+                           "VALUES ('prod', ?, 'fired', ?, 2, 0, ?)", (run_id, f"2026-01-0{run_id[1]}T00:00:00Z",
+                                                                      notified))
+    with open_history(history_url) as store:
+        assert [(e["run_id"], e["delivery"], e["attempts"]) for e in store.alert_events("prod")] == \
+            [("r1", "sent", 0), ("r2", "failed", 0), ("r3", "unsent", 0)]
+        assert store.due_alerts("prod", 1e12) == [] and store.delivery_counts("prod") == {"pending": 0, "failed": 1}
+
+
 def test_a_newer_schema_is_refused(history_url: str) -> None:
     with open_history(history_url) as store:
         store._execute("INSERT INTO schema_version (version, description, applied_at) VALUES (?, ?, ?)",
