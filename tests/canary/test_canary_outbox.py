@@ -132,7 +132,7 @@ def test_sigterm_during_the_jitter_exits_130_at_once(fixtures_dir, tmp_path) -> 
         line = proc.stderr.readline()
         assert "jitter: starting in" in line
         proc.send_signal(signal.SIGTERM)
-        out, err = proc.communicate(timeout=10)
+        _, err = proc.communicate(timeout=10)
     finally:
         if proc.poll() is None:
             proc.kill()

@@ -128,7 +128,7 @@ def test_undelivered_alerts_are_shown_by_the_trend(tmp_path: Path) -> None:
     assert proc.returncode == 0, proc.stderr
     assert "probes: warning: 2 alert(s) not delivered to the webhook, 1 of them given up" in proc.stderr
     page = (tmp_path / "t" / "trend.html").read_text()
-    assert (f"Alert fired of &lt;b&gt;prod&lt;/b&gt; (run run-1, " in page
+    assert ("Alert fired of &lt;b&gt;prod&lt;/b&gt; (run run-1, " in page
             and f"NOT DELIVERED, given up after {MAX_DELIVERY_ATTEMPTS} attempt(s); last problem: HTTP 500." in page)
     assert "Alert fired of prod (run run-2, " in page and "not delivered yet, retried by later runs" in page
 
