@@ -219,11 +219,13 @@ def canary(
     label: Annotated[str, typer.Option(help="Label of the run, e.g. canary, before-deploy, after-deploy.")] = "canary",
     history: Annotated[Optional[str], typer.Option(envvar="PROBES_HISTORY_URL", help=_HISTORY_HELP)] = None,
     webhook: Annotated[Optional[str], typer.Option(
-        envvar="PROBES_WEBHOOK_URL", help="POST alerts here as JSON with a Slack-compatible `text`.")] = None,
+        envvar="PROBES_WEBHOOK_URL", help="POST alerts here as JSON with a Slack-compatible `text`; at least once, "
+        "within 20 s a run, retried by later runs. Give it in PROBES_WEBHOOK_URL: a flag shows in `ps`.")] = None,
     alert_after: Annotated[str, typer.Option("--alert-after", help="Fire after K failing runs in a row.")] = "2",
     resolve_after: Annotated[str, typer.Option("--resolve-after", help="Resolve after M passing runs in a row.")] = "2",
     pushgateway: Annotated[Optional[str], typer.Option(
-        envvar="PROBES_PUSHGATEWAY_URL", help="Push metrics to this Prometheus Pushgateway (job probes).")] = None,
+        envvar="PROBES_PUSHGATEWAY_URL", help="Push metrics to this Prometheus Pushgateway (job probes), "
+        "within 10 s; http(s)://[user:pass@]host:port, no query.")] = None,
     textfile: Annotated[Optional[Path], typer.Option(
         help="Write metrics to this .prom file (node_exporter textfile collector).")] = None,
     jitter: Annotated[str, typer.Option(help="Sleep a random 0..S seconds before starting (spreads schedules).")] = "0",
@@ -239,7 +241,10 @@ def canary(
     targets_file: Annotated[Path, typer.Option("--targets", help="targets.toml to read.")] = defaults.TARGETS_FILE,
     fixtures_dir: Annotated[Path, typer.Option("--fixtures", help="Directory holding manifest.json.")] = defaults.FIXTURES_DIR,
 ) -> None:
-    """One canary run: probes + SLOs + history + alerts + metrics. Exit 0 healthy, 1 SLO broken, 3 unreachable."""
+    """One canary run: probes + SLOs + history + alerts + metrics.
+
+    Exit 0 healthy, 1 SLO broken, 2 bad usage or the target's lock is held, 3 unreachable, 4 could not record (history, lock, textfile or run directory: a full disk), 130 interrupted (SIGTERM or Ctrl-C). Secrets come from the environment: PROBES_WEBHOOK_URL, PROBES_HISTORY_URL, PROBES_PUSHGATEWAY_URL.
+    """
     from probes.canary.command import MAX_JITTER_S, MAX_PROBES, MAX_STREAK, run_canary
     from probes.canary.options import parse_age, parse_count, parse_seconds
 
@@ -263,7 +268,7 @@ def trend(
     since: Annotated[str, typer.Option(help="Window: runs started within this AGE (90s, 30m, 12h, 30d).")] = "30d",
     out: Annotated[Path, typer.Option(help="Directory for trend.html and its PNGs.")] = Path("reports/trend"),
 ) -> None:
-    """trend.html + PNGs from the history: p50/p90 per run over time, SLO lines, failures, deploys."""
+    """trend.html + PNGs from the history: p50/p90 per run over time, SLO lines, failures, deploys, undelivered alerts."""
     from probes.canary.history import open_history
     from probes.canary.options import parse_age
 
@@ -272,6 +277,11 @@ def trend(
         from probes.report.trend import build_trend
 
         path = build_trend(store, target, since_s, out)
+        undelivered = store.undelivered_alerts(target, limit=1000)
+    if undelivered:
+        failed = sum(1 for e in undelivered if e["delivery"] == "failed")
+        print(f"probes: warning: {len(undelivered)} alert(s) not delivered to the webhook, {failed} of them given "
+              f"up: listed in {path}", file=sys.stderr)
     print(path)
 
 

@@ -5,10 +5,13 @@
     location    --history URL -> SQLite path or PostgreSQL conninfo; password redaction  pure
     migrations  the history schema, as ordered migrations                               data
     rundir      read a run directory, tolerating a killed run
-    history     the history store: SQLite (WAL) or PostgreSQL (psycopg 3)
+    errors      exit 4 (NotRecorded: a write the canary needs failed) and 130 (interrupted)
+    history     the history store: SQLite (WAL) or PostgreSQL (psycopg 3); the alert outbox
     alerts      the alert state machine (pure) and the webhook notification
+    bounded     one HTTP exchange under a total deadline, its answer capped (webhook, Pushgateway)
     metrics     Prometheus gauges of a run: OpenMetrics textfile and Pushgateway push
     lock        one canary per target at a time (flock / PostgreSQL advisory lock)
+    signals     SIGTERM/SIGINT honoured in every phase; history writes held against the first signal
     command     `probes canary`: the orchestration of all of the above
 
     open_history(url) -> HistoryStore        record_run(run_dir) / import_runs(dirs) / trend_table(...)

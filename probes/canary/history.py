@@ -7,13 +7,18 @@
 
 SQLite (stdlib sqlite3, WAL) suits one machine; PostgreSQL (psycopg 3) suits
 teams and ephemeral CI runners whose disk disappears after each job, which is
-why the alert state lives here too. The schema is versioned (`schema_version`
-plus the ordered migrations in migrations.py), applied when a store is opened.
-A URL's password never appears in an error, a log line or the database.
+why the alert state lives here too, and the outbox of alert events still to be
+delivered (an event and its delivery state commit in one transaction). The
+schema is versioned (`schema_version` plus the ordered migrations in
+migrations.py), applied when a store is opened. A URL's password never appears
+in an error, a log line or the database. A write that fails (a full disk, a
+database that refuses it) is NotRecorded, exit 4; any other database error is
+a UsageError, exit 2: one line either way.
 """
 
 from __future__ import annotations
 
+import errno
 import functools
 import hashlib
 import json
@@ -26,6 +31,7 @@ from pathlib import Path
 from typing import Any, Callable, Iterable, Iterator, TypeVar
 
 from probes.canary import alerts
+from probes.canary.errors import NotRecorded, os_reason
 from probes.canary.location import HistoryLocation, parse_history_url, scrub
 from probes.canary.migrations import LATEST, MIGRATIONS
 from probes.canary.rundir import read_probes_jsonl, read_run_json
@@ -37,6 +43,14 @@ CONNECT_TIMEOUT_S = 10  # a database that does not answer within 10 s will not a
 PRUNE_BATCH = 1000
 # A second writer (`history import` beside a running canary) waits this long for SQLite's write lock.
 SQLITE_BUSY_TIMEOUT_S = 30.0
+# Alert delivery over runs: after the k-th run that failed to deliver an event, the next try waits
+# DELIVERY_BACKOFF_S[k-1] (the next run at once, then 1, 5, 15, 30 minutes: a receiver that is restarting gets
+# the alert on the next run, one that is down is not hammered); after MAX_DELIVERY_ATTEMPTS runs, about an hour,
+# the event is `failed` for good: an alert that late is history rather than news, and the trend and the
+# probes_alert_undelivered metric say so.
+DELIVERY_BACKOFF_S = (0.0, 60.0, 300.0, 900.0, 1800.0)
+MAX_DELIVERY_ATTEMPTS = 6
+MAX_DUE_ALERTS = 20  # per run: a target fires and resolves at most once per run, so more is a backlog of failures
 # What `probes trend` reads for every run in its window; the covering index of migration 3 holds exactly these.
 TREND_COLUMNS = (
     "target", "started_ts", "ok", "total_s_p50", "total_s_p90", "dwell_32_p50", "dwell_32_p90",
@@ -59,19 +73,47 @@ MIGRATION_LOCK_KEY = _key("probes-history-migrate")
 F = TypeVar("F", bound=Callable[..., Any])
 
 
-def _guarded(method: F) -> F:
-    """Database errors become one-line UsageErrors naming the (redacted) store, never a traceback."""
+# SQLite's primary result codes that mean "the write did not happen": the disk is full, the file system failed
+# or is read-only. PostgreSQL's SQLSTATE classes 53 (insufficient resources: disk_full, out_of_memory) and 58
+# (system error: io_error) mean the same on the server.
+_SQLITE_NOT_WRITTEN = frozenset({sqlite3.SQLITE_FULL, sqlite3.SQLITE_IOERR, sqlite3.SQLITE_READONLY})
+_PG_NOT_WRITTEN = ("53", "58")
+# Creating the store's directory: these say the disk, not the path, is the problem (the path is configuration).
+_DISK_ERRNOS = frozenset({errno.ENOSPC, errno.EDQUOT, errno.EROFS, errno.EIO})
 
-    @functools.wraps(method)
-    def wrapper(self: HistoryStore, *args: Any, **kwargs: Any) -> Any:
-        try:
-            return method(self, *args, **kwargs)
-        except ProbesError:
-            raise
-        except self._errors as exc:
-            raise UsageError(f"history {self.display}: {scrub(str(exc), self._secret_url)}") from None
 
-    return wrapper  # type: ignore[return-value]
+def not_written(exc: BaseException) -> bool:
+    """True when a database error says the disk (or the server's) could not take the write."""
+    code = getattr(exc, "sqlite_errorcode", None)
+    if isinstance(code, int):
+        return code & 0xFF in _SQLITE_NOT_WRITTEN
+    sqlstate = getattr(exc, "sqlstate", None)
+    return isinstance(sqlstate, str) and sqlstate[:2] in _PG_NOT_WRITTEN
+
+
+def _guarded(method: F | None = None, *, write: bool = False) -> Any:
+    """Database errors become one line naming the (redacted) store, never a traceback.
+
+    Exit 4 (NotRecorded) when a write failed (`write=True`: whatever the database said, the run is not
+    recorded) or the disk could not take it; exit 2 (UsageError) for any other error, a configuration one.
+    """
+
+    def decorate(method: F) -> F:
+        @functools.wraps(method)
+        def wrapper(self: HistoryStore, *args: Any, **kwargs: Any) -> Any:
+            try:
+                return method(self, *args, **kwargs)
+            except ProbesError:
+                raise
+            except self._errors as exc:
+                reason = scrub(str(exc), self._secret_url)
+                if write or not_written(exc):
+                    raise NotRecorded(f"could not record in history {self.display}: {reason}") from None
+                raise UsageError(f"history {self.display}: {reason}") from None
+
+        return wrapper  # type: ignore[return-value]
+
+    return decorate(method) if method is not None else decorate
 
 
 def _utc_now() -> str:
@@ -125,6 +167,17 @@ _PROBE_COLUMNS = ("run_id", "probe_id", "target", "started_at", "outcome", "erro
                   "poll_count", "poll_errors")
 _INSERT_PROBE = (f"INSERT INTO probes ({', '.join(_PROBE_COLUMNS)}) "
                  f"VALUES ({', '.join('?' for _ in _PROBE_COLUMNS)})")
+
+
+@dataclass(frozen=True)
+class PendingAlert:
+    """An alert event in the outbox: its body is sent as stored, on every attempt."""
+
+    target: str
+    run_id: str
+    event: str
+    attempts: int
+    body: dict[str, Any]
 
 
 @dataclass
@@ -205,7 +258,7 @@ class HistoryStore:
     def schema_version(self) -> int:
         return self._version()
 
-    @_guarded
+    @_guarded(write=True)
     def migrate(self, upto: int = LATEST) -> int:
         """Apply the migrations newer than the database's version, in order; returns the version."""
         current = self._version()
@@ -231,7 +284,7 @@ class HistoryStore:
 
     # -- recording runs
 
-    @_guarded
+    @_guarded(write=True)
     def record_summary(self, summary: RunSummary) -> RunSummary:
         """Insert or replace one run and its probes (idempotent per run_id)."""
         values = _run_values(summary)
@@ -243,7 +296,7 @@ class HistoryStore:
                 self._executemany(_INSERT_PROBE, probe_rows)
         return summary
 
-    @_guarded
+    @_guarded(write=True)
     def record_summaries(self, summaries: Iterable[RunSummary], batch: int = 5000) -> int:
         """Insert many new runs, `batch` per transaction (a back-fill or a benchmark); not for re-recording."""
         count, runs, probes = 0, [], []
@@ -370,10 +423,15 @@ class HistoryStore:
             return alerts.AlertState()
         return alerts.AlertState(bool(row[0]), row[1], row[2], row[3])
 
-    @_guarded
-    def evaluate_alert(self, target: str, run_id: str, healthy: bool, alert_after: int, resolve_after: int
+    @_guarded(write=True)
+    def evaluate_alert(self, target: str, run_id: str, healthy: bool, alert_after: int, resolve_after: int,
+                       message: Callable[[alerts.AlertState, alerts.Event], dict[str, Any]] | None = None,
                        ) -> tuple[alerts.AlertState, alerts.Event | None]:
-        """Advance the target's alert by one run and store it; a run already counted changes nothing."""
+        """Advance the target's alert by one run and store it; a run already counted changes nothing.
+
+        An event and its place in the outbox commit together: with `message` (a webhook is configured) the
+        event is `pending` with that body, to be sent by `due_alerts`/`record_delivery`; without, `unsent`.
+        """
         with self._transaction():
             now = _utc_now()
             self._execute("INSERT INTO alert_state (target, firing, failing, passing, last_run_id, updated_at) "
@@ -390,20 +448,65 @@ class HistoryStore:
                           "updated_at = ? WHERE target = ?",
                           (int(new.firing), new.failing, new.passing, run_id, now, target))
             if event:
-                self._execute("INSERT INTO alert_events (target, run_id, event, at, failing, passing) "
-                              "VALUES (?, ?, ?, ?, ?, ?)", (target, run_id, event, now, new.failing, new.passing))
+                body = message(new, event) if message is not None else None
+                self._execute(
+                    "INSERT INTO alert_events (target, run_id, event, at, failing, passing, delivery, "
+                    "idempotency_key, body) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)",
+                    (target, run_id, event, now, new.failing, new.passing, "pending" if body else "unsent",
+                     alerts.idempotency_key(target, run_id, event), _clean(_dumps(body)) if body else None))
         return new, event
 
     @_guarded
-    def mark_notified(self, target: str, run_id: str, event: str, ok: bool) -> None:
+    def due_alerts(self, target: str, now_ts: float) -> list[PendingAlert]:
+        """The target's pending events whose back-off has passed, oldest first: what this run delivers."""
+        cur = self._execute("SELECT run_id, event, attempts, body FROM alert_events WHERE target = ? "
+                            "AND delivery = 'pending' AND body IS NOT NULL AND (next_attempt_ts IS NULL OR next_attempt_ts <= ?) "
+                            "ORDER BY at, run_id LIMIT ?", (target, now_ts, MAX_DUE_ALERTS))
+        return [PendingAlert(target, r[0], r[1], r[2], json.loads(r[3])) for r in cur.fetchall()]
+
+    @_guarded(write=True)
+    def record_delivery(self, item: PendingAlert, ok: bool, problem: str | None, now_ts: float) -> str:
+        """Store how one run's attempt went; returns the event's delivery state (sent, pending or failed).
+
+        A failed attempt backs off over runs (DELIVERY_BACKOFF_S); after MAX_DELIVERY_ATTEMPTS it is `failed`.
+        """
+        attempts = item.attempts + 1
+        if ok:
+            state, next_ts = "sent", None
+        elif attempts >= MAX_DELIVERY_ATTEMPTS:
+            state, next_ts = "failed", None
+        else:
+            state, next_ts = "pending", now_ts + DELIVERY_BACKOFF_S[min(attempts, len(DELIVERY_BACKOFF_S)) - 1]
+        notified = 1 if ok else 0 if state == "failed" else None
         with self._transaction():
-            self._execute("UPDATE alert_events SET notified = ? WHERE target = ? AND run_id = ? AND event = ?",
-                          (int(ok), target, run_id, event))
+            self._execute("UPDATE alert_events SET delivery = ?, attempts = ?, next_attempt_ts = ?, last_problem = ?, "
+                          "delivered_at = ?, notified = ? WHERE target = ? AND run_id = ? AND event = ?",
+                          (state, attempts, next_ts, None if ok else _clean(problem), _utc_now() if ok else None,
+                           notified, item.target, item.run_id, item.event))
+        return state
+
+    @_guarded
+    def delivery_counts(self, target: str) -> dict[str, int]:
+        """How many of the target's alert events are still `pending` and how many `failed` for good."""
+        counts = {"pending": 0, "failed": 0}
+        for state, count in self._execute("SELECT delivery, COUNT(*) FROM alert_events WHERE target = ? AND "
+                                          "delivery IN ('pending', 'failed') GROUP BY delivery", (target,)).fetchall():
+            counts[state] = count
+        return counts
+
+    @_guarded
+    def undelivered_alerts(self, target: str | None, limit: int = 20) -> list[dict[str, Any]]:
+        """The newest alert events not delivered (pending or failed), newest first: what `probes trend` shows."""
+        where, params = ("AND target = ? ", [target]) if target is not None else ("", [])
+        return self._dicts("SELECT target, run_id, event, at, delivery, attempts, last_problem FROM alert_events "
+                           f"WHERE delivery IN ('pending', 'failed') {where}ORDER BY at DESC, run_id LIMIT ?",
+                           [*params, int(limit)])
 
     @_guarded
     def alert_events(self, target: str) -> list[dict[str, Any]]:
-        return self._dicts("SELECT target, run_id, event, at, failing, passing, notified FROM alert_events "
-                           "WHERE target = ? ORDER BY at, run_id", (target,))
+        return self._dicts("SELECT target, run_id, event, at, failing, passing, notified, delivery, attempts, "
+                           "last_problem, idempotency_key FROM alert_events WHERE target = ? ORDER BY at, run_id",
+                           (target,))
 
     # -- pruning run directories
 
@@ -418,7 +521,7 @@ class HistoryStore:
                             "ORDER BY started_ts LIMIT ?", (target, before_ts, len(prefix), prefix, int(limit)))
         return [(r[0], r[1]) for r in cur.fetchall()]
 
-    @_guarded
+    @_guarded(write=True)
     def mark_pruned(self, run_ids: list[str]) -> None:
         with self._transaction():
             now = _utc_now()
@@ -454,7 +557,13 @@ def _open_sqlite(location: HistoryLocation) -> HistoryStore:
         conn = sqlite3.connect(path, timeout=SQLITE_BUSY_TIMEOUT_S, isolation_level=None)
         _use_wal(conn)  # readers (trend) never block the canary's write
         conn.execute("PRAGMA synchronous = NORMAL")  # WAL's recommended level: durable across app crashes
-    except (OSError, sqlite3.Error) as exc:
+    except OSError as exc:
+        if exc.errno in _DISK_ERRNOS:
+            raise NotRecorded(f"could not record in history {location.display}: {os_reason(exc)}") from None
+        raise UsageError(f"history {location.display}: {os_reason(exc)}") from None
+    except sqlite3.Error as exc:
+        if not_written(exc):
+            raise NotRecorded(f"could not record in history {location.display}: {scrub(str(exc), '')}") from None
         raise UsageError(f"history {location.display}: {scrub(str(exc), '')}") from None
     return HistoryStore(location, conn, (sqlite3.Error,))
 

@@ -1,7 +1,9 @@
 """One canary per target at a time: two runs of one target would share the backend and the alert streak.
 
 SQLite history: an exclusive `flock` on a file beside the database
-(`.canary-<target>.lock`), released by the kernel when the process dies.
+(`.canary-<target>.lock`, mode 0600, never through a symlink), released by the
+kernel when the process dies. A lock that cannot be created or written (a full
+disk, a symlink in its place) is exit 4, like any other write the canary needs.
 PostgreSQL history: a session advisory lock on its own connection, so two
 runners on different machines that share the database never overlap either;
 the server releases it when the session ends, however the runner died.
@@ -14,10 +16,12 @@ import fcntl
 import hashlib
 import os
 import re
+import stat
 from contextlib import contextmanager
 from pathlib import Path
 from typing import Iterator
 
+from probes.canary.errors import NotRecorded, os_reason
 from probes.canary.location import HistoryLocation
 from probes.errors import UsageError
 
@@ -41,22 +45,39 @@ def advisory_key(target: str) -> int:
     return int.from_bytes(digest[:8], "big", signed=True)
 
 
+# O_NOFOLLOW: a symlink planted where the lock goes (by anyone who can write the history's directory) must not
+# make the canary create, truncate or write a file elsewhere; 0o600: the file says nothing anyone else needs.
+LOCK_FLAGS = os.O_RDWR | os.O_CREAT | os.O_NOFOLLOW | os.O_CLOEXEC | os.O_NONBLOCK
+LOCK_MODE = 0o600
+
+
 @contextmanager
 def _file_lock(path: Path, target: str) -> Iterator[None]:
     try:
         path.parent.mkdir(parents=True, exist_ok=True)
-        fd = os.open(path, os.O_RDWR | os.O_CREAT, 0o644)
+        fd = os.open(path, LOCK_FLAGS, LOCK_MODE)
     except OSError as exc:
-        raise UsageError(f"cannot create the canary lock {path}: {exc.strerror or exc}") from None
+        if exc.errno == errno.ELOOP:
+            raise NotRecorded(f"the canary lock {path} is a symbolic link: not followed; remove it") from None
+        raise NotRecorded(f"cannot create the canary lock {path}: {os_reason(exc)}") from None
     try:
+        if not stat.S_ISREG(os.fstat(fd).st_mode):
+            raise NotRecorded(f"the canary lock {path} is not a regular file; remove it")
+        try:
+            os.fchmod(fd, LOCK_MODE)  # a lock made by an older probes was 0644
+        except OSError:
+            pass
         try:
             fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
         except OSError as exc:
             if exc.errno in (errno.EWOULDBLOCK, errno.EAGAIN, errno.EACCES):
                 raise UsageError(busy_message(target, str(path))) from None
-            raise UsageError(f"cannot take the canary lock {path}: {exc.strerror or exc}") from None
-        os.ftruncate(fd, 0)
-        os.write(fd, f"{os.getpid()}\n".encode())  # who holds it, for a person looking at a stuck lock
+            raise NotRecorded(f"cannot take the canary lock {path}: {os_reason(exc)}") from None
+        try:
+            os.ftruncate(fd, 0)
+            os.write(fd, f"{os.getpid()}\n".encode())  # who holds it, for a person looking at a stuck lock
+        except OSError as exc:  # a full disk: the run could not be recorded either, so stop before probing
+            raise NotRecorded(f"cannot write the canary lock {path}: {os_reason(exc)}") from None
         yield
     finally:
         os.close(fd)  # closing releases the flock

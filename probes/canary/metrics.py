@@ -5,12 +5,15 @@
     probes_run_ok{target}                                    1 healthy run, 0 SLO broken or unreachable
     probes_run_probes{target,outcome}                        probes of the last run per outcome
     probes_alert_firing{target}                              the canary's own alert state
+    probes_alert_undelivered{target,state}                   alerts pending delivery, or failed for good
     probes_last_run_timestamp_seconds{target}                when the last run ended (alert on staleness)
 
 Every metric is a gauge of the last run (in scenario seconds); a metric the
 run did not observe is absent rather than 0. prometheus_client is imported
-only here, and only when exporting. An export that fails is one warning line
-and never fails the canary: the canary's verdict is about the target.
+only here, and only when exporting. A push that fails is one warning line and
+never fails the canary (the verdict is about the target, and the next run
+pushes again); a textfile that cannot be written is exit 4 (NotRecorded), like
+the history: it is on this machine's disk, and a full disk must be seen.
 """
 
 from __future__ import annotations
@@ -19,16 +22,19 @@ import os
 import sys
 import tempfile
 from pathlib import Path
-from typing import Any
+from typing import Any, Callable
 from urllib.parse import unquote, urlsplit, urlunsplit
 
-from probes.canary.alerts import AlertState
-from probes.canary.location import redact_url, scrub
+from probes.canary.alerts import AlertState, as_data
+from probes.canary.errors import NotRecorded, os_reason
+from probes.canary.location import check_url_secrets, redact_url, scrub
 from probes.canary.summary import RunSummary
 from probes.errors import UsageError
 
 JOB = "probes"
-PUSH_TIMEOUT_S = 10.0  # like the webhook: a gateway slower than this is down; the next run pushes again
+# The whole push, start to end: a gateway that trickles its answer must not hold the canary; the next run pushes again.
+PUSH_DEADLINE_S = 10.0
+MAX_GATEWAY_ERROR_CHARS = 200  # of a refusal's body, for the warning line: the gateway says why in one line
 # metric name in the history -> (Prometheus name, help)
 SERIES = {
     "upload_s": ("probes_upload_seconds", "Upload request time of the last canary run"),
@@ -41,8 +47,8 @@ SERIES = {
 QUANTILES = {"p50": "0.5", "p90": "0.9", "max": "1"}
 
 
-def build_registry(row: RunSummary, alert: AlertState | None = None) -> Any:
-    """A CollectorRegistry holding the run's gauges."""
+def build_registry(row: RunSummary, alert: AlertState | None = None, deliveries: dict[str, int] | None = None) -> Any:
+    """A CollectorRegistry holding the run's gauges; `deliveries` counts undelivered alerts (pending, failed)."""
     from prometheus_client import CollectorRegistry, Gauge
 
     registry = CollectorRegistry()
@@ -85,6 +91,11 @@ def build_registry(row: RunSummary, alert: AlertState | None = None) -> Any:
     if alert is not None:
         Gauge("probes_alert_firing", "1 while the canary's alert for the target is firing", ["target"],
               registry=registry).labels(target).set(1 if alert.firing else 0)
+    if deliveries is not None:
+        undelivered = Gauge("probes_alert_undelivered", "Alert events not delivered to the webhook: pending (retried "
+                            "by later runs) or failed (given up)", ["target", "state"], registry=registry)
+        for state in ("pending", "failed"):
+            undelivered.labels(target, state).set(deliveries.get(state, 0))
     return registry
 
 
@@ -101,8 +112,12 @@ def check_textfile(path: Path) -> None:
         raise UsageError(f"--textfile {path}: must end in .prom (node_exporter's textfile collector reads only *.prom)")
 
 
-def write_textfile(path: Path, registry: Any) -> bool:
-    """Write atomically (temp file in the same directory + rename): the collector never reads half a file."""
+def write_textfile(path: Path, registry: Any) -> None:
+    """Write atomically (temp file in the same directory + rename): the collector never reads half a file.
+
+    A file that cannot be written (a full disk) is NotRecorded, exit 4: the temp file is removed, and the
+    last complete textfile stays as it was; the staleness alert on probes_last_run_timestamp_seconds fires.
+    """
     path = Path(path)
     try:
         path.parent.mkdir(parents=True, exist_ok=True)
@@ -118,41 +133,72 @@ def write_textfile(path: Path, registry: Any) -> bool:
             Path(tmp).unlink(missing_ok=True)
             raise
     except OSError as exc:
-        print(f"probes: warning: cannot write metrics textfile {path}: {exc.strerror or exc}", file=sys.stderr)
-        return False
-    return True
+        raise NotRecorded(f"cannot write metrics textfile {path}: {os_reason(exc)}") from None
 
 
 def check_gateway_url(url: str) -> None:
+    """Every part of a Pushgateway URL checked before the run: a typo costs one line (exit 2), not the push."""
     try:
-        parts = urlsplit(url)
+        scheme_ok = urlsplit(url).scheme in ("http", "https")
     except ValueError:
-        parts = None
-    if parts is None or parts.scheme not in ("http", "https") or not parts.hostname:
-        raise UsageError(f"--pushgateway {redact_url(url)}: must be an http(s) URL like http://127.0.0.1:9091")
+        scheme_ok = False
+    example = "http://127.0.0.1:9091"
+    if not scheme_ok:
+        raise UsageError(f"--pushgateway {redact_url(url)}: must be an http(s) URL like {example}")
+    parts = check_url_secrets(url, "--pushgateway", example)
+    if not parts.hostname:
+        raise UsageError(f"--pushgateway {redact_url(url)}: name the host, e.g. {example}")
+    if parts.query or parts.fragment:
+        # prometheus_client appends /metrics/job/... to the URL: a query would land in the middle of the path
+        raise UsageError(f"--pushgateway {redact_url(url)}: no ?query or #fragment (a credential goes in "
+                         f"user:password@ for basic auth, or a path prefix for a proxy)")
 
 
-def push(url: str, registry: Any, target: str, timeout_s: float = PUSH_TIMEOUT_S) -> bool:
-    """PUT the registry to the Pushgateway as job `probes`, grouping key {target}: replaces the last run's."""
+def _bounded_handler(auth: Any, deadline_s: float) -> Callable[..., Callable[[], None]]:
+    """A prometheus_client push handler that sends through probes.canary.bounded (one total deadline)."""
+    from probes.canary.bounded import exchange
+
+    def handler(url: str, method: str, timeout: float | None, headers: list, data: bytes) -> Callable[[], None]:
+        def send() -> None:
+            answer = exchange(method, url, content=data, headers=dict(headers), auth=auth, deadline_s=deadline_s)
+            if answer.status >= 300:
+                detail = " ".join(answer.body[:MAX_GATEWAY_ERROR_CHARS].decode("utf-8", "replace").split())
+                raise PushRefused(f"HTTP {answer.status}" + (f": {as_data(detail)}" if detail else ""))
+
+        return send
+
+    return handler
+
+
+class PushRefused(Exception):
+    """The Pushgateway answered, and not with 2xx; the message is its status and first words, made inert."""
+
+
+def push(url: str, registry: Any, target: str, deadline_s: float = PUSH_DEADLINE_S) -> bool:
+    """PUT the registry to the Pushgateway as job `probes`, grouping key {target}: replaces the last run's.
+
+    Never raises, never takes more than `deadline_s` in all; a failure is one warning line.
+    """
+    import httpx
     from prometheus_client import push_to_gateway
-    from prometheus_client.exposition import basic_auth_handler, default_handler
+
+    from probes.canary.bounded import ExchangeFailed
 
     original = url
     parts = urlsplit(url)
-    handler = default_handler
+    auth = None
     if parts.username is not None or parts.password is not None:
-        user, password = unquote(parts.username or ""), unquote(parts.password or "")
-
-        def handler(url: str, method: str, timeout: float | None, headers: list, data: bytes):  # type: ignore[misc]
-            return basic_auth_handler(url, method, timeout, headers, data, user, password)
-
-        netloc = parts.hostname + (f":{parts.port}" if parts.port else "")
+        auth = httpx.BasicAuth(unquote(parts.username or ""), unquote(parts.password or ""))
+        netloc = parts.netloc.rpartition("@")[2]
         url = urlunsplit((parts.scheme, netloc, parts.path, parts.query, parts.fragment))
     try:
-        push_to_gateway(url, job=JOB, registry=registry, grouping_key={"target": target}, timeout=timeout_s,
-                        handler=handler)
-    except Exception as exc:  # noqa: BLE001 - URLError, HTTPError, socket errors: all mean "not pushed"
-        reason = scrub(str(exc), original) if str(exc) else type(exc).__name__
-        print(f"probes: warning: push to the Pushgateway {redact_url(original)} failed: {reason}", file=sys.stderr)
-        return False
-    return True
+        push_to_gateway(url, job=JOB, registry=registry, grouping_key={"target": target}, timeout=deadline_s,
+                        handler=_bounded_handler(auth, deadline_s))
+    except (ExchangeFailed, PushRefused) as exc:
+        reason = scrub(str(exc), original)
+    except Exception as exc:  # noqa: BLE001 - whatever it was, it means "not pushed", never a failed canary
+        reason = type(exc).__name__
+    else:
+        return True
+    print(f"probes: warning: push to the Pushgateway {redact_url(original)} failed: {reason}", file=sys.stderr)
+    return False

@@ -104,6 +104,22 @@ MIGRATIONS: tuple[Migration, ...] = (
         f"CREATE INDEX runs_trend ON runs ({_TREND_INDEX})",
         "DROP INDEX runs_target_started",
     )),
+    # The outbox: an event and its delivery commit in one transaction, so a webhook that fails, or a canary
+    # killed before it sends, leaves the event `pending` for the next run instead of lost. `body` is the JSON
+    # sent on every try (its idempotency key inside). Events from before have no body and are never sent:
+    # notified 1 -> sent, 0 -> failed, NULL -> unsent (no webhook, or lost: it cannot be told now).
+    Migration(4, "alert outbox: delivery state, attempts, back-off and the body of each alert event", (
+        "ALTER TABLE alert_events ADD COLUMN delivery TEXT NOT NULL DEFAULT 'unsent'",
+        "ALTER TABLE alert_events ADD COLUMN attempts INTEGER NOT NULL DEFAULT 0",
+        "ALTER TABLE alert_events ADD COLUMN next_attempt_ts DOUBLE PRECISION",
+        "ALTER TABLE alert_events ADD COLUMN last_problem TEXT",
+        "ALTER TABLE alert_events ADD COLUMN delivered_at TEXT",
+        "ALTER TABLE alert_events ADD COLUMN idempotency_key TEXT",
+        "ALTER TABLE alert_events ADD COLUMN body TEXT",
+        "UPDATE alert_events SET delivery = CASE WHEN notified = 1 THEN 'sent' WHEN notified = 0 THEN 'failed' "
+        "ELSE 'unsent' END",
+        "CREATE INDEX alert_events_delivery ON alert_events (target, delivery, at)",
+    )),
 )
 
 LATEST = MIGRATIONS[-1].version

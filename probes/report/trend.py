@@ -181,6 +181,17 @@ def target_rows(runs: TrendRuns, deploys: list[Deploy], slo: dict[str, dict[str,
     return out
 
 
+def undelivered_notes(events: list[dict[str, Any]]) -> list[str]:
+    """A line per alert the webhook never got (failed for good) or has not got yet (pending), newest first."""
+    out = []
+    for e in events:
+        how = ("NOT DELIVERED, given up" if e["delivery"] == "failed" else "not delivered yet, retried by later runs")
+        problem = f"; last problem: {e['last_problem']}" if e.get("last_problem") else ""
+        out.append(f"Alert {e['event']} of {e['target']} (run {e['run_id']}, {e['at']}): {how} after "
+                   f"{e['attempts']} attempt(s){problem}.")
+    return out
+
+
 def html_table(header: list[str], rows: list[list[Any]], text_cols: int) -> str:
     """An escaped HTML table; the first text_cols columns align left; a FAILED/broken cell is shaded."""
     cls = lambda i: ' class="t"' if i < text_cols else ""  # noqa: E731
@@ -252,6 +263,7 @@ def build_trend(store: Any, target: str | None, since_s: float, out: Path, now: 
     window = (f"Runs started {utc(since_ts)} to {utc(now)} UTC ({len(runs)} runs) from {store.display}; "
               f"generated {utc(now)} UTC.")
     notes = [] if len(runs) else [f"No canary runs{' of ' + target if target else ''} in this window."]
+    notes += undelivered_notes(store.undelivered_alerts(target))
     path = out / "trend.html"
     path.write_text(render(title, window, target_rows(runs, deploys, slo), figures, last, notes), encoding="utf-8")
     return path

@@ -17,10 +17,17 @@ from typing import Any, Iterator
 import pytest
 
 from tests.canary.services import (
-    Postgres, Webhook, create_database, drop_database, postgres_server, pushgateway_server, webhook_receiver,
+    LOUD_SKIPS, Postgres, Webhook, create_database, drop_database, postgres_server, pushgateway_server,
+    webhook_receiver,
 )
 
 SIGNATURE = [["20-29", "处理中", "准备正式开始处理..."], ["30-39", "转录中", "正在努力识别你的声音..."]]
+
+
+def pytest_terminal_summary(terminalreporter: Any) -> None:
+    """A skipped service test is said at the very end, in red, where nobody misses it."""
+    for reason in LOUD_SKIPS:
+        terminalreporter.write_line(f"SKIPPED canary service tests: {reason}", red=True, bold=True)
 
 
 @pytest.fixture(scope="session")

@@ -3,7 +3,8 @@
 PostgreSQL refuses to run as root, and CI runs as root: when root, initdb and
 pg_ctl run as the `postgres` user in a temporary directory that user owns.
 A service whose binary is missing is skipped only outside CI (env var CI
-unset); in CI, and whenever a binary is there but does not start, the test fails.
+unset), loudly: a pytest warning and a line at the end of the terminal summary;
+in CI, and whenever a binary is there but does not start, the test fails.
 """
 
 from __future__ import annotations
@@ -18,6 +19,7 @@ import tempfile
 import threading
 import time
 import urllib.request
+import warnings
 from contextlib import contextmanager
 from dataclasses import dataclass, field
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
@@ -37,11 +39,24 @@ def free_port() -> int:
         return s.getsockname()[1]
 
 
+# Why service tests were skipped in this session: tests/canary/conftest.py prints them at the end of the
+# terminal summary, so a missing PostgreSQL or Pushgateway is seen, not buried in the skip list.
+LOUD_SKIPS: list[str] = []
+
+
+def loud_skip(reason: str) -> None:
+    """Skip, and say so loudly: a pytest warning now and a line at the end of the run."""
+    if reason not in LOUD_SKIPS:
+        LOUD_SKIPS.append(reason)
+        warnings.warn(pytest.PytestWarning(f"canary service tests skipped: {reason}"), stacklevel=2)
+    pytest.skip(reason)
+
+
 def missing(what: str) -> None:
-    """Skip outside CI; fail in CI, where .ci/install-services must have installed it."""
+    """Skip (loudly) outside CI; fail in CI, where .ci/install-services must have installed it."""
     if os.environ.get("CI"):
         pytest.fail(f"{what} is not installed (CI is set: run .ci/install-services)")
-    pytest.skip(f"{what} is not installed (install it with .ci/install-services)")
+    loud_skip(f"{what} is not installed (install it with .ci/install-services)")
 
 
 # --- PostgreSQL ---------------------------------------------------------------------------------------------
@@ -167,11 +182,16 @@ def scrape(url: str) -> str:
 
 @dataclass
 class Webhook:
-    """A loopback HTTP server that records every POST; `statuses` are answered in turn, then 200."""
+    """A loopback HTTP server that records every POST; `statuses` are answered in turn, then `status`.
+
+    `received` holds the POSTs answered 2xx (what a receiver acted on), `posted` every POST that arrived.
+    """
 
     url: str
     received: list[dict[str, Any]] = field(default_factory=list)
+    posted: list[dict[str, Any]] = field(default_factory=list)
     statuses: list[int] = field(default_factory=list)
+    status: int = 200
     attempts: int = 0
 
     def events(self) -> list[str]:
@@ -186,10 +206,12 @@ def webhook_receiver(path: str = "/hooks/T000/B000/secret-token") -> Iterator[We
         def do_POST(self) -> None:  # noqa: N802 - http.server's name
             body = self.rfile.read(int(self.headers.get("content-length") or 0))
             hook.attempts += 1
-            status = hook.statuses.pop(0) if hook.statuses else 200
-            if status == 200:
-                hook.received.append({"path": self.path, "content_type": self.headers.get("content-type"),
-                                      "json": json.loads(body)})
+            status = hook.statuses.pop(0) if hook.statuses else hook.status
+            got = {"path": self.path, "content_type": self.headers.get("content-type"),
+                   "idempotency_key": self.headers.get("idempotency-key"), "json": json.loads(body)}
+            hook.posted.append(got)
+            if 200 <= status < 300:
+                hook.received.append(got)
             self.send_response(status)
             self.send_header("content-length", "2")
             self.end_headers()
@@ -207,3 +229,80 @@ def webhook_receiver(path: str = "/hooks/T000/B000/secret-token") -> Iterator[We
     finally:
         server.shutdown()
         server.server_close()
+
+
+# --- hostile receivers --------------------------------------------------------------------------------------
+
+
+@dataclass
+class Hostile:
+    """A loopback server that misbehaves in one of the ways a webhook or Pushgateway can."""
+
+    url: str
+    requests: int = 0
+    stop: threading.Event = field(default_factory=threading.Event)
+    got_request: threading.Event = field(default_factory=threading.Event)
+
+
+TRICKLE_S = 0.2  # a byte every 0.2 s: never a read timeout, and a call that never ends without a total deadline
+
+
+@contextmanager
+def hostile_receiver(mode: str, path: str = "/hooks/T000/B000/secret-token") -> Iterator[Hostile]:
+    """mode: "trickle" (a status line and headers, one byte at a time, for ever), "endless" (200, then an
+    endless chunked body as fast as the socket takes it) or "hang" (reads the request, never answers)."""
+    listener = socket.socket()
+    listener.bind(("127.0.0.1", 0))
+    listener.listen(16)
+    listener.settimeout(0.1)
+    hostile = Hostile(f"http://127.0.0.1:{listener.getsockname()[1]}{path}")
+
+    def serve(conn: socket.socket) -> None:
+        conn.settimeout(0.5)
+        try:
+            data = b""
+            while b"\r\n\r\n" not in data and not hostile.stop.is_set():
+                try:
+                    chunk = conn.recv(65536)
+                except socket.timeout:
+                    continue
+                if not chunk:
+                    return
+                data += chunk
+            hostile.requests += 1
+            hostile.got_request.set()
+            if mode == "trickle":
+                for byte in b"HTTP/1.1 200 OK\r\nX-Slow: " + b"a" * 10_000_000:
+                    if hostile.stop.wait(TRICKLE_S):
+                        return
+                    conn.sendall(bytes([byte]))
+            elif mode == "endless":
+                conn.sendall(b"HTTP/1.1 200 OK\r\ntransfer-encoding: chunked\r\n\r\n")
+                chunk = b"%x\r\n" % 65536 + b"x" * 65536 + b"\r\n"
+                while not hostile.stop.is_set():
+                    conn.sendall(chunk)
+            else:
+                hostile.stop.wait()
+        except OSError:
+            return  # the client hung up: what it should do
+        finally:
+            conn.close()
+
+    def accept() -> None:
+        while not hostile.stop.is_set():
+            try:
+                conn, _ = listener.accept()
+            except socket.timeout:
+                continue
+            except OSError:
+                return
+            threading.Thread(target=serve, args=(conn,), daemon=True).start()
+
+    thread = threading.Thread(target=accept, daemon=True)
+    thread.start()
+    try:
+        yield hostile
+    finally:
+        hostile.stop.set()
+        thread.join(timeout=5)
+        listener.close()

@@ -40,16 +40,20 @@ class Canary:
         self.targets = tmp_path / "targets.toml"
         self.out = tmp_path / "runs"
 
+    extra = ""  # more keys of [targets.svc]
+
     def __call__(self, base_url: str, slo: bool = False, **kwargs):
-        self.targets.write_text(f'[targets.svc]\nbase_url = "{base_url}"\n' + (SLO_TOML if slo else REACHABLE_TOML))
+        self.targets.write_text(f'[targets.svc]\nbase_url = "{base_url}"\n{self.extra}'
+                                + (SLO_TOML if slo else REACHABLE_TOML))
         return run_canary(target="svc", n=3, concurrency=3, cadence="fine", interval=INTERVAL, history=self.history,
                           out=self.out, targets_file=self.targets, fixtures_dir=self.fixtures,
                           **{**self.kwargs, **kwargs})
 
 
-def gauge(text: str, name: str, target: str = "svc") -> float:
+def gauge(text: str, name: str, target: str = "svc", **labels: str) -> float:
     [value] = [s.value for f in text_string_to_metric_families(text) for s in f.samples
-               if s.name == name and s.labels.get("target") == target]
+               if s.name == name and s.labels.get("target") == target
+               and all(s.labels.get(k) == v for k, v in labels.items())]
     return value
 
 
@@ -72,19 +76,19 @@ def check_sequence(results, webhook, history_url: str, expect_codes: list[int]) 
 
 
 @pytest.mark.timeout(180)
-def test_target_down_and_back_fires_once_and_resolves_once(
-        history_url, sim, fixtures_dir, tmp_path, webhook, pushgateway) -> None:
+def test_target_down_and_back_fires_once_and_resolves_once(history_url, sim, fixtures_dir, tmp_path, webhook) -> None:
+    """The end-to-end alert path. Needs no Pushgateway (the textfile carries the metrics), so it runs wherever
+    the suite runs; the Pushgateway has its own test below."""
     fast = sim("fast", time_scale=SCALE)
     down = f"http://127.0.0.1:{free_port()}"  # nothing listens: every upload fails, exit 3
     textfile = tmp_path / "metrics" / "probes.prom"
-    canary = Canary(tmp_path, fixtures_dir, history_url, webhook=webhook.url, pushgateway=pushgateway,
-                    textfile=textfile)
+    canary = Canary(tmp_path, fixtures_dir, history_url, webhook=webhook.url, textfile=textfile)
     results = []
     for url in (fast, fast, down, down, down, fast, fast):
         results.append(canary(url))
-        if len(results) == 4:  # while firing, the Pushgateway says so
-            assert gauge(scrape(pushgateway), "probes_alert_firing") == 1
-            assert gauge(scrape(pushgateway), "probes_run_ok") == 0
+        if len(results) == 4:  # while firing, the textfile says so
+            assert gauge(textfile.read_text(), "probes_alert_firing") == 1
+            assert gauge(textfile.read_text(), "probes_run_ok") == 0
     check_sequence(results, webhook, history_url, [0, 0, 3, 3, 3, 0, 0])
     assert results[3].row.outcomes == {"upload_error": 3} and results[3].row.run_dir is not None
     assert "target not reached" in webhook.received[0]["json"]["text"]
@@ -92,7 +96,18 @@ def test_target_down_and_back_fires_once_and_resolves_once(
     assert families["probes_run_ok"].samples[0].value == 1.0
     assert families["probes_alert_firing"].samples[0].value == 0.0
     assert {s.labels["quantile"] for s in families["probes_total_seconds"].samples} == {"0.5", "0.9", "1"}
-    assert gauge(scrape(pushgateway), "probes_alert_firing") == 0
+    assert gauge(textfile.read_text(), "probes_alert_undelivered", state="pending") == 0
+
+
+def test_the_pushgateway_follows_the_alert(fixtures_dir, tmp_path, pushgateway) -> None:
+    down = f"http://127.0.0.1:{free_port()}"
+    canary = Canary(tmp_path, fixtures_dir, str(tmp_path / "history.sqlite"), pushgateway=pushgateway,
+                    alert_after=1, webhook=f"http://127.0.0.1:{free_port()}/hook", notify_deadline_s=1.0)
+    result = canary(down)
+    assert result.code == 3 and result.event == "fired"
+    assert gauge(scrape(pushgateway), "probes_alert_firing") == 1
+    assert gauge(scrape(pushgateway), "probes_run_ok") == 0
+    assert gauge(scrape(pushgateway), "probes_alert_undelivered", state="pending") == 1  # nothing listens
 
 
 @pytest.mark.timeout(180)
@@ -157,6 +172,11 @@ def test_exit_codes_from_the_run() -> None:
     (["--webhook", "ftp://hooks.example/T0/secret-token"], "--webhook must be an http(s) URL"),
     (["--textfile", "probes.txt"], "must end in .prom"),
     (["--history", "mysql://u:hunter2@db/h"], "unknown scheme 'mysql'"),
+    (["--history", "host=db user=probes password=hunter2 dbname=h"], "libpq keyword string"),
+    (["--history", "postgresql://probes:hunter2/x@db:5432/h"], "cannot be read one way only"),
+    (["--pushgateway", "http://u:hunter2@127.0.0.1:99999"], "port must be a number in 1..65535"),
+    (["--pushgateway", "http://127.0.0.1:9091/?token=hunter2"], "no ?query or #fragment"),
+    (["--webhook", "https://hooks.example:0/T0/secret-token"], "--webhook must be an http(s) URL with a host"),
 ])
 def test_bad_values_exit_2_with_one_line(args: list[str], message: str, tmp_path: Path) -> None:
     proc = subprocess.run([sys.executable, "-m", "probes", "canary", "--target", "svc", *args,
@@ -165,24 +185,31 @@ def test_bad_values_exit_2_with_one_line(args: list[str], message: str, tmp_path
     assert proc.stderr.count("\n") == 1 and message in proc.stderr, proc.stderr
     assert "hunter2" not in proc.stderr and "secret-token" not in proc.stderr
     assert not (tmp_path / "runs").exists() and not (tmp_path / "reports").exists()
+    assert sorted(p.name for p in tmp_path.iterdir()) == []  # no SQLite file named after a connection string
 
 
-def test_a_target_refusing_before_any_probe_is_a_failing_run(tmp_path, fixtures_dir, webhook) -> None:
-    """A token that cannot be had (AuthError, exit 3) ends the run before any probe: still a history row,
-    still a failing run for the alert, with the reason in the notification."""
-    from probes.probe.auth import AuthError
-
-    def refused(**kwargs):
-        raise AuthError("token_command get-token exited 1")
-
+def test_a_target_refusing_before_any_probe_is_a_failing_run(tmp_path, fixtures_dir, webhook, capsys) -> None:
+    """A token command that fails (AuthError, exit 3) ends the run before any probe: still a history row, still
+    a failing run for the alert. The alert says the token command failed and its exit status, never its stderr
+    (a helper may print a credential there); the canary's own log keeps the detail."""
+    helper = tmp_path / "get-token"
+    leak = "stderr-" + "Zq9" * 4
+    helper.write_text(f"#!/bin/sh\necho 'helper: refresh failed, secret={leak}' >&2\nexit 7\n")
+    helper.chmod(0o755)
     history = str(tmp_path / "history.sqlite")
-    canary = Canary(tmp_path, fixtures_dir, history, webhook=webhook.url, alert_after=1, probe_runner=refused)
+    canary = Canary(tmp_path, fixtures_dir, history, webhook=webhook.url, alert_after=1)
+    canary.extra = f'token_command = "{helper}"\n'
     result = canary("http://127.0.0.1:9")
     assert result.code == 3 and result.event == "fired" and result.notified is True
     assert result.row.n == 0 and not result.row.ok and result.row.run_dir is None
-    assert "token_command get-token exited 1" in webhook.received[0]["json"]["text"]
+    text = webhook.received[0]["json"]["text"]
+    assert "the token command failed (exited with status 7)" in text
+    assert leak not in json.dumps(webhook.received) and "refresh failed" not in text
+    out = capsys.readouterr()
+    assert leak not in out.out  # the verdict line is the alert's words too
     with open_history(history) as store:
         assert store.run(result.row.run_id)["exit_code"] == 3 and store.alert_state("svc").firing
+        assert leak not in json.dumps(store.alert_events("svc"))
 
 
 def test_slo_file_breaks_a_healthy_run(sim, fixtures_dir, tmp_path) -> None:

@@ -37,7 +37,7 @@ def test_history_urls() -> None:
 @pytest.mark.parametrize("url, message", [
     ("mysql://u:hunter2@db/h", "unknown scheme 'mysql'"),
     ("sqlite://host/h.sqlite", "three slashes"),
-    ("postgresql://u:hunter2@db:99999/h", "--history postgresql://u:[redacted]@db:99999/h"),
+    ("postgresql://u:hunter2@db:99999/h", "--history postgresql://u:[redacted]@db:99999/h: the port must be"),
     ("postgresql://u:hunter2@db:5432", "name the database"),
 ])
 def test_bad_urls_are_one_line_without_the_password(url: str, message: str) -> None:
@@ -48,7 +48,7 @@ def test_bad_urls_are_one_line_without_the_password(url: str, message: str) -> N
 
 def test_redaction_covers_unencoded_at_and_query_passwords() -> None:
     assert redact_url("postgresql://u:p@ss@h/d") == "postgresql://u:[redacted]@h/d"
-    assert redact_url("postgresql://h/d?user=u&password=hunter2") == "postgresql://h/d?user=u&password=[redacted]"
+    assert redact_url("postgresql://h/d?user=u&password=hunter2") == "postgresql://h/d?user=[redacted]&password=[redacted]"
 
 
 def test_unreachable_postgresql_is_a_usage_error_without_the_password() -> None:
@@ -102,6 +102,21 @@ def test_an_old_schema_is_upgraded_in_order_and_keeps_its_rows(history_url: str,
         assert store.schema_version() == LATEST
         assert store.run("r-old")["completed"] == 3
         assert store.alert_state("prod").failing == 0  # table from migration 2
+
+
+def test_events_from_before_the_outbox_are_never_sent(history_url: str) -> None:
+    """Migration 4 reads the old `notified` (1 sent, 0 failed, NULL unsent) and queues nothing: an alert from
+    before the upgrade has no body to send and is history, not news."""
+    with _raw_store(history_url) as store:
+        store.migrate(upto=3)
+        for run_id, notified in (("r1", 1), ("r2", 0), ("r3", None)):
+            store._execute("INSERT INTO alert_events (target, run_id, event, at, failing, passing, notified) "
+                           "VALUES ('prod', ?, 'fired', ?, 2, 0, ?)", (run_id, f"2026-01-0{run_id[1]}T00:00:00Z",
+                                                                      notified))
+    with open_history(history_url) as store:
+        assert [(e["run_id"], e["delivery"], e["attempts"]) for e in store.alert_events("prod")] == \
+            [("r1", "sent", 0), ("r2", "failed", 0), ("r3", "unsent", 0)]
+        assert store.due_alerts("prod", 1e12) == [] and store.delivery_counts("prod") == {"pending": 0, "failed": 1}
 
 
 def test_a_newer_schema_is_refused(history_url: str) -> None:
@@ -161,6 +176,37 @@ def test_record_run_holds_the_summary(history_url: str, tmp_path: Path) -> None:
         probes = store.probes("r1")
         assert [p["total_s"] for p in probes] == [9.0, 10.0, 62.0]
         assert probes[0]["outcome"] == "completed" and probes[0]["poll_count"] == 20
+
+
+def test_every_per_probe_column_holds_its_probe(history_url: str, tmp_path: Path) -> None:
+    """Each probe's row: all six metrics (scenario seconds), when it started, its error and its polls.
+
+    Distinct numbers per probe and per metric, so a column stored as NULL, swapped with another or taken
+    from the wrong probe fails here.
+    """
+    records = []
+    for i in range(1, 4):
+        record = probe_record("r1", f"{i:04d}", upload=0.01 * i, t_32=1.0 + i, dwell_32=0.1 * i, stall=0.2 + i,
+                              transcription=2.0 + i, total=10.0 + i)
+        record.update(started_at=f"2026-11-26T09:00:0{i}.000000Z", poll_count=20 + i, poll_errors=i)
+        records.append(record)
+    failed = probe_record("r1", "0004", outcome="failed", total=None, transcription=None)
+    failed.update(error="BACKEND_DOWN", poll_count=7, poll_errors=3)
+    run_dir = write_run(tmp_path, "r1", time_scale=0.5, records=[*records, failed])
+    with open_history(history_url) as store:
+        store.record_run(run_dir, exit_code=1)
+        rows = store.probes("r1")
+    assert [r["probe_id"] for r in rows] == ["0001", "0002", "0003", "0004"]
+    for i, row in enumerate(rows[:3], 1):
+        expected = {"upload_s": 0.02 * i, "t_32": 2.0 + 2 * i, "dwell_32": 0.2 * i, "stall_s": 0.4 + 2 * i,
+                    "transcription_s": 4.0 + 2 * i, "total_s": 20.0 + 2 * i}  # real seconds / 0.5
+        assert {m: row[m] for m in expected} == pytest.approx(expected), i
+        assert (row["run_id"], row["target"], row["outcome"], row["error"]) == ("r1", "prod", "completed", None)
+        assert (row["started_at"], row["poll_count"], row["poll_errors"]) == \
+            (f"2026-11-26T09:00:0{i}.000000Z", 20 + i, i)
+    last = rows[3]
+    assert (last["outcome"], last["error"], last["poll_count"], last["poll_errors"]) == ("failed", "BACKEND_DOWN", 7, 3)
+    assert last["total_s"] is None and last["transcription_s"] is None and last["t_32"] == 6.0
 
 
 def test_record_run_is_idempotent_and_keeps_the_canary_exit_code(history_url: str, tmp_path: Path) -> None:
@@ -227,10 +273,57 @@ def test_alert_state_survives_a_new_process(history_url: str) -> None:
     with open_history(history_url) as store:
         assert [(e["run_id"], e["event"]) for e in store.alert_events("prod")] == [("run-3", "fired"),
                                                                                   ("run-6", "resolved")]
-        store.mark_notified("prod", "run-3", "fired", True)
-        assert store.alert_events("prod")[0]["notified"] == 1
+        assert [e["delivery"] for e in store.alert_events("prod")] == ["unsent", "unsent"]  # no webhook given
         assert store.alert_state("prod").passing == 2 and not store.alert_state("prod").firing
         assert store.alert_state("other").failing == 0
+
+
+def _message(state, event):
+    return {"probes": {"event": event, "failing": state.failing}, "text": f"{event} after {state.failing}"}
+
+
+def test_an_event_and_its_outbox_entry_commit_together(history_url: str) -> None:
+    """A webhook that fails, or a process killed before it sends, leaves the event pending, never lost."""
+    with open_history(history_url) as store:
+        store.evaluate_alert("prod", "run-0", False, 2, 2, _message)
+        _, event = store.evaluate_alert("prod", "run-1", False, 2, 2, _message)
+    assert event == "fired"
+    with open_history(history_url) as store:  # the next process finds it due, with the body to send
+        [due] = store.due_alerts("prod", now_ts=1000.0)
+        assert (due.run_id, due.event, due.attempts) == ("run-1", "fired", 0)
+        assert due.body == {"probes": {"event": "fired", "failing": 2}, "text": "fired after 2"}
+        [row] = store.alert_events("prod")
+        assert row["delivery"] == "pending" and row["idempotency_key"].startswith("probes-")
+
+
+def test_delivery_backs_off_over_runs_then_gives_up(history_url: str) -> None:
+    from probes.canary.history import DELIVERY_BACKOFF_S, MAX_DELIVERY_ATTEMPTS
+
+    with open_history(history_url) as store:
+        store.evaluate_alert("prod", "run-1", False, 1, 1, _message)
+        now = 1000.0
+        for attempt in range(1, MAX_DELIVERY_ATTEMPTS + 1):
+            [due] = store.due_alerts("prod", now)
+            assert due.attempts == attempt - 1
+            state = store.record_delivery(due, False, "HTTP 500", now)
+            if attempt == MAX_DELIVERY_ATTEMPTS:
+                assert state == "failed"
+                break
+            wait = DELIVERY_BACKOFF_S[attempt - 1]
+            assert state == "pending" and store.delivery_counts("prod") == {"pending": 1, "failed": 0}
+            if wait:
+                assert store.due_alerts("prod", now + wait - 1) == []  # a run within the back-off leaves it
+            now += wait
+        assert store.due_alerts("prod", now + 1e6) == []
+        assert store.delivery_counts("prod") == {"pending": 0, "failed": 1}
+        [row] = store.alert_events("prod")
+        assert (row["delivery"], row["attempts"], row["last_problem"], row["notified"]) == \
+            ("failed", MAX_DELIVERY_ATTEMPTS, "HTTP 500", 0)
+        assert [(u["run_id"], u["delivery"]) for u in store.undelivered_alerts(None)] == [("run-1", "failed")]
+        store.evaluate_alert("prod", "run-2", True, 1, 1, _message)  # resolved: sent at once
+        [due] = store.due_alerts("prod", now)
+        assert store.record_delivery(due, True, None, now) == "sent"
+        assert store.alert_events("prod")[-1]["notified"] == 1 and store.due_alerts("prod", now + 1e6) == []
 
 
 def test_bulk_record_summaries(history_url: str) -> None:

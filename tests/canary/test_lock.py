@@ -58,3 +58,24 @@ def test_the_cli_exits_2_with_one_line_while_another_canary_runs(history_url: st
     assert proc.stderr.startswith("probes: error: another canary of target 'prod' is running")
     assert proc.stderr.count("\n") == 1 and "canary-pw" not in proc.stderr
     assert not (tmp_path / "runs").exists()
+
+
+def test_a_symlink_in_place_of_the_lock_is_not_followed(tmp_path: Path) -> None:
+    """Whoever can write the history's directory must not make the canary truncate a file elsewhere."""
+    from probes.canary.errors import NotRecorded
+
+    history = tmp_path / "h.sqlite"
+    victim = tmp_path / "precious.txt"
+    victim.write_text("keep me\n")
+    lock_file(history, "prod").symlink_to(victim)
+    with pytest.raises(NotRecorded, match="is a symbolic link: not followed") as err:
+        with canary_lock(parse_history_url(str(history)), "prod"):
+            pass
+    assert err.value.exit_code == 4 and "\n" not in str(err.value)
+    assert victim.read_text() == "keep me\n"
+
+
+def test_a_new_lock_file_is_private(tmp_path: Path) -> None:
+    history = tmp_path / "h.sqlite"
+    with canary_lock(parse_history_url(str(history)), "prod"):
+        assert lock_file(history, "prod").stat().st_mode & 0o777 == 0o600

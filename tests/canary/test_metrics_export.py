@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import os
+import re
+import time
 from pathlib import Path
 
 import pytest
@@ -14,7 +16,9 @@ from probes.canary.alerts import AlertState
 from probes.canary.summary import summarise_run
 from probes.errors import UsageError
 from tests.canary.conftest import probe_record
-from tests.canary.services import free_port, scrape
+from tests.canary.services import free_port, hostile_receiver, scrape
+
+SECRET = "tok" + "Zq9" * 4
 
 SLO = {"ok": False, "results": [
     {"metric": "total_s", "stat": "p90", "threshold": 15, "value": 62.0, "n": 3, "ok": False},
@@ -62,7 +66,7 @@ def test_registry_holds_the_issue_series() -> None:
 
 def test_textfile_is_written_atomically_and_both_parsers_read_it(tmp_path: Path) -> None:
     path = tmp_path / "textfile" / "probes.prom"
-    assert metrics.write_textfile(path, metrics.build_registry(row()))
+    metrics.write_textfile(path, metrics.build_registry(row()))
     text = path.read_text()
     assert samples(text) == samples(text, parse_openmetrics)  # node_exporter's format and OpenMetrics agree
     assert oct(path.stat().st_mode & 0o777) == "0o644"
@@ -71,10 +75,20 @@ def test_textfile_is_written_atomically_and_both_parsers_read_it(tmp_path: Path)
         metrics.check_textfile(tmp_path / "probes.txt")
 
 
-def test_unwritable_textfile_is_a_warning(tmp_path: Path, capsys) -> None:
+def test_unwritable_textfile_is_exit_4_and_keeps_the_last_one(tmp_path: Path) -> None:
+    from probes.canary.errors import NotRecorded
+
     (tmp_path / "blocked").write_text("a file where a directory should be")
-    assert metrics.write_textfile(tmp_path / "blocked" / "probes.prom", metrics.build_registry(row())) is False
-    assert "cannot write metrics textfile" in capsys.readouterr().err
+    with pytest.raises(NotRecorded, match="cannot write metrics textfile") as err:
+        metrics.write_textfile(tmp_path / "blocked" / "probes.prom", metrics.build_registry(row()))
+    assert err.value.exit_code == 4 and "\n" not in str(err.value)
+
+
+def test_undelivered_alerts_are_a_metric() -> None:
+    text = metrics.exposition(metrics.build_registry(row(), AlertState(), {"pending": 2, "failed": 1})).decode()
+    got = samples(text, parse_openmetrics)
+    assert got[("probes_alert_undelivered", (("state", "pending"), ("target", "prod")))] == 2
+    assert got[("probes_alert_undelivered", (("state", "failed"), ("target", "prod")))] == 1
 
 
 def test_push_to_a_real_pushgateway_and_scrape_back(pushgateway: str) -> None:
@@ -97,9 +111,32 @@ def test_push_to_a_real_pushgateway_and_scrape_back(pushgateway: str) -> None:
 
 def test_failed_push_is_a_warning_without_the_password(capsys) -> None:
     url = f"http://user:hunter2@127.0.0.1:{free_port()}"
-    assert metrics.push(url, metrics.build_registry(row()), "prod", timeout_s=2) is False
+    assert metrics.push(url, metrics.build_registry(row()), "prod", deadline_s=2) is False
     err = capsys.readouterr().err
     assert "push to the Pushgateway http://user:[redacted]@127.0.0.1" in err and "hunter2" not in err
     assert err.count("\n") == 1
-    with pytest.raises(UsageError, match="must be an http"):
-        metrics.check_gateway_url("127.0.0.1:9091")
+
+
+@pytest.mark.timeout(30)
+def test_a_trickling_pushgateway_is_cut_at_the_deadline(capsys) -> None:
+    with hostile_receiver("trickle", path="") as hostile:
+        started = time.monotonic()
+        assert metrics.push(hostile.url, metrics.build_registry(row()), "prod", deadline_s=1.0) is False
+        took = time.monotonic() - started
+    assert took < 1.5, took
+    assert "no answer within 1 s" in capsys.readouterr().err
+
+
+@pytest.mark.parametrize("url, message", [
+    ("127.0.0.1:9091", "must be an http(s) URL"),
+    ("http://127.0.0.1:99999", "port must be a number in 1..65535"),
+    ("http://127.0.0.1:0", "port must be a number in 1..65535"),
+    ("http://127.0.0.1:port", "cannot be read one way only"),
+    (f"http://u:{SECRET}/x@127.0.0.1:9091", "cannot be read one way only"),
+    (f"http://127.0.0.1:9091/?token={SECRET}", "no ?query or #fragment"),
+    ("http://:9091", "name the host"),
+])
+def test_the_gateway_url_is_checked_before_the_run(url: str, message: str) -> None:
+    with pytest.raises(UsageError, match=re.escape(message)) as err:
+        metrics.check_gateway_url(url)
+    assert SECRET not in str(err.value) and "\n" not in str(err.value)

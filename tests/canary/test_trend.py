@@ -109,6 +109,30 @@ def test_cli_trend_and_bad_since(tmp_path: Path) -> None:
     assert bad.returncode == 2 and bad.stderr.count("\n") == 1 and "--since must be" in bad.stderr
 
 
+def test_undelivered_alerts_are_shown_by_the_trend(tmp_path: Path) -> None:
+    """An alert the webhook never got is on the trend page and a warning of `probes trend`, not only in a table."""
+    from probes.canary.history import MAX_DELIVERY_ATTEMPTS
+
+    history = tmp_path / "h.sqlite"
+    message = lambda state, event: {"probes": {"event": event}, "text": event}  # noqa: E731
+    with open_history(str(history)) as store:
+        fill(store, tmp_path / "runs", "prod", 3, start=__import__("time").time() - 3600)
+        store.evaluate_alert("<b>prod</b>", "run-1", False, 1, 1, message)
+        [due] = store.due_alerts("<b>prod</b>", 0)
+        for attempt in range(MAX_DELIVERY_ATTEMPTS):
+            store.record_delivery(due, False, "HTTP 500", 0)
+            due = type(due)(due.target, due.run_id, due.event, attempt + 1, due.body)
+        store.evaluate_alert("prod", "run-2", False, 1, 1, message)  # pending: not tried yet
+    proc = subprocess.run([sys.executable, "-m", "probes", "trend", "--history", str(history), "--since", "2h",
+                           "--out", str(tmp_path / "t")], capture_output=True, text=True, timeout=120, cwd=ROOT)
+    assert proc.returncode == 0, proc.stderr
+    assert "probes: warning: 2 alert(s) not delivered to the webhook, 1 of them given up" in proc.stderr
+    page = (tmp_path / "t" / "trend.html").read_text()
+    assert ("Alert fired of &lt;b&gt;prod&lt;/b&gt; (run run-1, " in page
+            and f"NOT DELIVERED, given up after {MAX_DELIVERY_ATTEMPTS} attempt(s); last problem: HTTP 500." in page)
+    assert "Alert fired of prod (run run-2, " in page and "not delivered yet, retried by later runs" in page
+
+
 def test_envelope_keeps_every_column_extreme() -> None:
     """Drawing the envelope is drawing the line: per bin, the first, last, min and max points survive."""
     from probes.report.trend_plots import envelope
