@@ -13,7 +13,7 @@ EXIT_OK = 0
 EXIT_REGRESSION = 1
 EXIT_USAGE = 2
 EXIT_UNREACHABLE = 3
-EXIT_NOT_RECORDED = 4  # the canary's number too (probes/canary/errors.py)
+EXIT_NOT_RECORDED = 4  # probes run, report, compare --out and the canary alike
 EXIT_INTERRUPTED = 130  # 128 + SIGINT, what a shell reports for Ctrl-C
 
 

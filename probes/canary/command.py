@@ -33,7 +33,7 @@ from urllib.parse import urlsplit
 
 from probes import defaults
 from probes.canary import alerts
-from probes.canary.errors import EXIT_INTERRUPTED, EXIT_NOT_RECORDED, NotRecorded, os_reason
+from probes.errors import EXIT_INTERRUPTED, NotRecorded
 from probes.canary.history import HistoryStore, PendingAlert, open_history
 from probes.canary.lock import canary_lock
 from probes.canary.signals import Interrupts
@@ -302,13 +302,9 @@ class _Canary:
         except UnreachableError as exc:
             print(f"canary {self.target}: unreachable: {exc}", file=sys.stderr)  # the log gets the detail
             return None, [alerts.unreachable_reason(exc)]  # the alert gets words safe for a chat channel
-        except OSError as exc:  # the run directory could not be written (probes.probe.store)
-            raise NotRecorded(f"could not write the run directory under {self.out}: {os_reason(exc)}") from None
         finally:
             self.interrupts.restore()  # the probe phase's event loop may have left its SIGTERM handler behind
-        if result.code == EXIT_NOT_RECORDED:
-            raise NotRecorded(f"could not write the run directory {result.run_dir}")
-        return result, []
+        return result, []  # a run directory that cannot be written is run_probes' NotRecorded (exit 4)
 
     def _record(self, store: HistoryStore, result: Any, label: str, why: list[str]) -> None:
         """The run, then the alert state and its outbox entry: each one transaction, held against a signal."""

@@ -31,7 +31,7 @@ from pathlib import Path
 from typing import Any, Callable, Iterable, Iterator, TypeVar
 
 from probes.canary import alerts
-from probes.canary.errors import NotRecorded, os_reason
+from probes.errors import NotRecorded, os_reason
 from probes.canary.location import HistoryLocation, parse_history_url, scrub
 from probes.canary.migrations import LATEST, MIGRATIONS
 from probes.canary.rundir import read_probes_jsonl, read_run_json

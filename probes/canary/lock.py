@@ -21,7 +21,7 @@ from contextlib import contextmanager
 from pathlib import Path
 from typing import Iterator
 
-from probes.canary.errors import NotRecorded, os_reason
+from probes.errors import NotRecorded, os_reason
 from probes.canary.location import HistoryLocation
 from probes.errors import UsageError
 

@@ -26,7 +26,7 @@ from typing import Any, Callable
 from urllib.parse import unquote, urlsplit, urlunsplit
 
 from probes.canary.alerts import AlertState, as_data
-from probes.canary.errors import NotRecorded, os_reason
+from probes.errors import NotRecorded, os_reason
 from probes.canary.location import check_url_secrets, redact_url, scrub
 from probes.canary.summary import RunSummary
 from probes.errors import UsageError

@@ -18,7 +18,7 @@ from typing import Any, Iterable
 
 import orjson
 
-from probes.errors import NotRecorded, UsageError, os_reason
+from probes.errors import NotRecorded, os_reason
 
 SCHEMA = 1
 
@@ -74,12 +74,12 @@ class RunWriter:
     def __init__(self, parent: Path, meta: dict[str, Any]) -> None:
         self.meta = {"schema": SCHEMA, **meta, "ended_at": None}
         self.dir = parent / meta["run_id"]
+        self.records: list[dict[str, Any]] = []
+        self.broken = False
         try:
             self.dir.mkdir(parents=True, exist_ok=False)
         except OSError as exc:
-            raise UsageError(f"cannot create run directory {self.dir}: {exc.strerror or exc}") from None
-        self.records: list[dict[str, Any]] = []
-        self.broken = False
+            raise NotRecorded(f"could not record {self.dir}: {os_reason(exc)}") from None
         try:
             self._jsonl = open(self.dir / "probes.jsonl", "ab")
         except OSError as exc:

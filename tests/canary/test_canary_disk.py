@@ -15,7 +15,7 @@ from typing import Iterator
 import pytest
 
 from probes.canary.command import run_canary
-from probes.canary.errors import NotRecorded
+from probes.errors import NotRecorded
 from probes.canary.location import parse_history_url
 from probes.canary.lock import canary_lock
 from tests.canary.conftest import write_run
@@ -120,7 +120,7 @@ def test_a_full_disk_under_the_run_directory_or_the_textfile(where, tmpfs, tmp_p
     last = proc.stderr.strip().splitlines()[-1]
     assert "Traceback" not in proc.stderr
     if where == "--out":
-        assert last == f"probes: error: could not write the run directory under {out}: No space left on device"
+        assert last.startswith(f"probes: error: could not record {out}") and last.endswith(": No space left on device")
         assert rows(history)[0] == 0
     else:
         assert last == f"probes: error: cannot write metrics textfile {tmpfs / 'probes.prom'}: No space left on device"

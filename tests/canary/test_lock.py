@@ -62,7 +62,7 @@ def test_the_cli_exits_2_with_one_line_while_another_canary_runs(history_url: st
 
 def test_a_symlink_in_place_of_the_lock_is_not_followed(tmp_path: Path) -> None:
     """Whoever can write the history's directory must not make the canary truncate a file elsewhere."""
-    from probes.canary.errors import NotRecorded
+    from probes.errors import NotRecorded
 
     history = tmp_path / "h.sqlite"
     victim = tmp_path / "precious.txt"

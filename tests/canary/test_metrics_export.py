@@ -76,7 +76,7 @@ def test_textfile_is_written_atomically_and_both_parsers_read_it(tmp_path: Path)
 
 
 def test_unwritable_textfile_is_exit_4_and_keeps_the_last_one(tmp_path: Path) -> None:
-    from probes.canary.errors import NotRecorded
+    from probes.errors import NotRecorded
 
     (tmp_path / "blocked").write_text("a file where a directory should be")
     with pytest.raises(NotRecorded, match="cannot write metrics textfile") as err:
