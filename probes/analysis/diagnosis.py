@@ -503,12 +503,13 @@ def lost_state(run: Side) -> Finding:
                        "is not shared (in-memory progress on one instance) or its store drops writes and reads "
                        "(DynamoDB throttling: check ThrottledRequests and the table's capacity)")
     if telling < MIN_POLLS_AFTER_SEEN:
-        where = (f" on another instance than the one answering that probe most (of {len(instances)})"
-                 if several else "")
+        where, hint = "", ""
+        if several:
+            where = f" on another instance than the one answering that probe most (of {len(instances)})"
+            hint = " --concurrency 1 (probes in step with a round robin keep to one instance)"
         return Finding("lost_state", NONE, evidence,
                        f"only {telling} poll(s) read a task already seen{where}, {MIN_POLLS_AFTER_SEEN} are needed "
-                       f"to rule out lost or stale reads: run {NEXT_FINE} (--concurrency 1 if each probe keeps to "
-                       "one instance)")
+                       f"to rule out lost or stale reads: run {NEXT_FINE}{hint}")
     return Finding("lost_state", AGAINST, evidence,
                    f"in {telling} reads of tasks already seen, progress never went backwards and no task went "
                    "missing")
