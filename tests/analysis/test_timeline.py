@@ -161,6 +161,12 @@ def test_completed_status_decides_even_without_an_integer_progress():
     assert tl.total_s == 2.0 and tl.transcription_s == 1.0
 
 
+def test_transcription_ends_past_55_not_at_it():
+    """The timer stops at 55 % until Whisper answers: 55 % is still transcribing, 58 % is the answer."""
+    rows = [row(0.0, 22), row(0.5, 55)] + [row(1.0 + i, 55) for i in range(19)] + [row(20.0, 58)]
+    assert analyse(rows).transcription_s == 20.0
+
+
 def test_never_completing_ends_with_lower_bounds():
     rows = [row(0.0, 22), row(0.5, 32)] + [row(1.0 + i, 32) for i in range(10)] + [err(11.5), err(13.5)]
     tl = analyse(rows)

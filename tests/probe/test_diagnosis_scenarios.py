@@ -29,7 +29,7 @@ EXPECTED = {  # scenario: (the one cause with evidence for it, extra `probes run
     "renamed-steps": ("stale_deploy", ["--baseline", "BASELINE"]),
     "cold-start": ("cold_start", ["--idle-before", "3.5", "--concurrency", "1"]),
     "rate-limited": ("rate_limiting", []),
-    "multi-instance": ("lost_state", []),
+    "multi-instance": ("lost_state", ["--concurrency", "1"]),  # 3 in step with the round robin keep to one
     "throttled-db": ("lost_state", []),
     "flaky": ("backend_errors", []),
     "fail-transcription": ("backend_errors", []),
