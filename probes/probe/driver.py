@@ -134,6 +134,11 @@ def _answer(http: HttpSide, status: int, raw: list[tuple[bytes, bytes]], wire_bo
     return Answer(start, end, status, headers, body, epoch_s=time.time())
 
 
+def _wake(waiter: asyncio.Future) -> None:
+    if not waiter.done():
+        waiter.set_result(None)
+
+
 class Probe:
     """A single upload-and-poll flow. `run()` returns its probes.jsonl record."""
 
@@ -158,19 +163,26 @@ class Probe:
         try:
             action = self.machine.start()
             token: str | None = None
+            http, machine, state, clock, t0 = self.http, self.machine, self.state, self.clock, self.t0
+            loop = asyncio.get_running_loop()  # once: each get_running_loop() (asyncio.sleep's too) is a getpid()
+            send = self._send_fast if http.fast is not None else self._send
             while not isinstance(action, Done):
                 if isinstance(action, RefreshToken):
-                    action = self.machine.receive(await self._refresh(token))
+                    action = machine.receive(await self._refresh(token))
                     continue
-                wait = action.not_before_s - self.now()
+                wait = action.not_before_s - (clock() - t0)
                 if wait > 0:
-                    await asyncio.sleep(wait)
-                token = self.http._token if self.http._token_ready else await self.http.token()
-                event = await self._send(action, token)
-                action = self.machine.receive(event)
-                if self.machine.last_progress is not None:
-                    self.state.progress, self.state.step_name = self.machine.last_progress, self.machine.last_step_name
-                    self.on_update(self.state)
+                    waiter = loop.create_future()
+                    timer = loop.call_at(loop.time() + wait, _wake, waiter)
+                    try:
+                        await waiter
+                    finally:  # cancelled while waiting
+                        timer.cancel()
+                token = http._token if http._token_ready else await http.token()
+                action = machine.receive(await send(action, token))
+                if machine.last_progress != state.progress or machine.last_step_name != state.step_name:
+                    state.progress, state.step_name = machine.last_progress, machine.last_step_name
+                    self.on_update(state)
         except asyncio.CancelledError:
             self.machine.abort(self.now())
             raise
@@ -189,8 +201,6 @@ class Probe:
     async def _send(self, send: Send, token: str | None) -> Answer | TransportError:
         start = self.now()
         try:
-            if self.http.fast is not None:  # it bounds connect and the whole answer, and caps the body on the wire
-                return await self._send_fast(send, token, start)
             request = self._request(send, token)
         except (httpx.HTTPError, httpx.InvalidURL, ValueError) as exc:
             return TransportError(start, self.now(), f"{type(exc).__name__}: {exc}")
@@ -225,8 +235,10 @@ class Probe:
             return http.upload[3]
         return serialize(self._request(send, token))
 
-    async def _send_fast(self, send: Send, token: str | None, start: float) -> Answer | TransportError:
-        """One request through the fast transport: the hot path of big runs."""
+    async def _send_fast(self, send: Send, token: str | None) -> Answer | TransportError:
+        """One request through the fast transport: the hot path of big runs (it bounds connect and the
+        whole answer, and caps the body on the wire)."""
+        start = self.now()
         http = self.http
         assert http.fast is not None
         try:
@@ -234,7 +246,7 @@ class Probe:
                                                               self._bytes(send, token), send.timeout_s,
                                                               send.timeout_s)
             return _answer(http, status, raw, wire_body, start, self.now())
-        except (httpx.HTTPError, BodyError, OSError, ValueError) as exc:
+        except (httpx.HTTPError, httpx.InvalidURL, BodyError, OSError, ValueError) as exc:
             return TransportError(start, self.now(), f"{type(exc).__name__}: {exc}")
 
     def record(self) -> dict[str, Any]:
