@@ -15,7 +15,8 @@ from typing import Annotated, Optional
 import typer
 
 from probes import defaults
-from probes.errors import EXIT_REGRESSION, ProbesError, UsageError
+from probes.errors import EXIT_INTERRUPTED, EXIT_REGRESSION, ProbesError, UsageError
+from probes.interrupts import sigterm_interrupts
 
 app = typer.Typer(
     name="probes",
@@ -154,11 +155,16 @@ def report(
 ) -> None:
     """The verdict, the diagnosis, tables and plots of run directories: report.html, report.md, diagnosis.json.
 
-    With two or more runs the first is the baseline and the others are compared with it.
+    With two or more runs the first is the baseline and the others are compared with it. Exit 2 bad usage,
+    4 the report could not be written (disk full), 130 interrupted (no report.html is left half-written).
     """
     from probes.report import build_report
 
-    path = build_report(run_dirs, out)
+    try:
+        path = build_report(run_dirs, out)
+    except KeyboardInterrupt:
+        print("probes: interrupted: the report was not written", file=sys.stderr)
+        raise typer.Exit(EXIT_INTERRUPTED) from None
     print(path)
 
 
@@ -187,6 +193,7 @@ def load(ctx: typer.Context) -> None:
 
 
 def main() -> None:
+    sigterm_interrupts()  # SIGTERM is Ctrl-C in every command and every phase: exit 130, nothing half-written
     try:
         app()
     except ProbesError as exc:
@@ -194,7 +201,7 @@ def main() -> None:
         sys.exit(exc.exit_code)
     except KeyboardInterrupt:
         print("probes: interrupted", file=sys.stderr)
-        sys.exit(130)
+        sys.exit(EXIT_INTERRUPTED)
 
 
 # --- canary, trend, history (issue 10). Values are parsed by probes.canary.options so a bad one is one line. ---

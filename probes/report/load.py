@@ -41,6 +41,7 @@ from probes.errors import UsageError
 from probes.probe.fingerprint import TIME_SCALE_RANGE
 from probes.probe.store import MAX_SIGNATURE
 from probes.redact import redact_json
+from probes.report.files import atomic_path
 from probes.textsafe import MAX_LABEL, clip
 from probes.report.jsonl import parse_file_range
 
@@ -219,12 +220,11 @@ def write_parquet(df: pd.DataFrame | pa.Table, path: Path, metadata: dict[bytes,
     table = df if isinstance(df, pa.Table) else pa.Table.from_pandas(df, preserve_index=False)
     if metadata:
         table = table.replace_schema_metadata({**(table.schema.metadata or {}), **metadata})
-    tmp = path.with_name(f".{path.name}.{os.getpid()}.tmp")
     # dictionary-encode text only: trying it on 4 M distinct floats costs a second and saves nothing
     text = [f.name for f in table.schema if pa.types.is_dictionary(f.type) or pa.types.is_string(f.type)
             or pa.types.is_large_string(f.type)]
-    pq.write_table(table, tmp, compression="zstd", use_dictionary=text)
-    os.replace(tmp, path)
+    with atomic_path(path) as tmp:
+        pq.write_table(table, tmp, compression="zstd", use_dictionary=text)
 
 
 def line_ranges(path: Path, block: int) -> list[tuple[int, int]]:
