@@ -24,6 +24,7 @@ import functools
 import json
 import multiprocessing as mp
 import os
+import signal
 from concurrent.futures import Executor, Future, ProcessPoolExecutor
 from concurrent.futures.process import BrokenProcessPool
 from dataclasses import dataclass, field
@@ -308,10 +309,17 @@ def parse_pool(paths: list[Path]) -> ProcessPoolExecutor | None:
     big = any(p.is_file() and p.stat().st_size >= PARALLEL_MIN_BYTES for p in paths)
     if not big or _cpus() < 2 or "fork" not in mp.get_all_start_methods():
         return None
-    pool = ProcessPoolExecutor(max_workers=_cpus(), mp_context=mp.get_context("fork"))
+    pool = ProcessPoolExecutor(max_workers=_cpus(), mp_context=mp.get_context("fork"), initializer=_worker_signals)
     for f in [pool.submit(int, 0) for _ in range(_cpus())]:
         f.result()
     return pool
+
+
+def _worker_signals() -> None:
+    """A parse worker leaves stopping to its parent: Ctrl-C reaches the whole process group, and a worker
+    would print its own KeyboardInterrupt traceback; the parent's SIGTERM handler is not for it either."""
+    signal.signal(signal.SIGINT, signal.SIG_IGN)
+    signal.signal(signal.SIGTERM, signal.SIG_DFL)
 
 
 def probes_frame(table: pa.Table) -> pd.DataFrame:
