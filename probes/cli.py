@@ -8,7 +8,6 @@ and its exit code; no traceback reaches the user.
 from __future__ import annotations
 
 import math
-import signal
 import sys
 from pathlib import Path
 from typing import Annotated, Optional
@@ -17,6 +16,7 @@ import typer
 
 from probes import defaults
 from probes.errors import EXIT_INTERRUPTED, EXIT_REGRESSION, ProbesError, UsageError
+from probes.interrupts import sigterm_interrupts
 
 app = typer.Typer(
     name="probes",
@@ -155,11 +155,16 @@ def report(
 ) -> None:
     """The verdict, the diagnosis, tables and plots of run directories: report.html, report.md, diagnosis.json.
 
-    With two or more runs the first is the baseline and the others are compared with it.
+    With two or more runs the first is the baseline and the others are compared with it. Exit 2 bad usage,
+    4 the report could not be written (disk full), 130 interrupted (no report.html is left half-written).
     """
     from probes.report import build_report
 
-    path = build_report(run_dirs, out)
+    try:
+        path = build_report(run_dirs, out)
+    except KeyboardInterrupt:
+        print("probes: interrupted: the report was not written", file=sys.stderr)
+        raise typer.Exit(EXIT_INTERRUPTED) from None
     print(path)
 
 
@@ -187,12 +192,8 @@ def load(ctx: typer.Context) -> None:
     raise typer.Exit(load_main(list(ctx.args)))
 
 
-def _terminate(signum: int, frame: object) -> None:
-    raise KeyboardInterrupt  # SIGTERM (timeout, systemd, a cancelled CI job) ends any phase as Ctrl-C does
-
-
 def main() -> None:
-    signal.signal(signal.SIGTERM, _terminate)
+    sigterm_interrupts()  # SIGTERM is Ctrl-C in every command and every phase: exit 130, nothing half-written
     try:
         app()
     except ProbesError as exc:

@@ -10,6 +10,9 @@ time_scale, require_auth, seed, port.
 
 from __future__ import annotations
 
+import os
+import shutil
+import subprocess
 from contextlib import ExitStack
 from pathlib import Path
 from typing import Any, Callable, Iterator
@@ -37,3 +40,37 @@ def sim() -> Iterator[Callable[..., str]]:
             return stack.enter_context(running_simulator(scenario, **kwargs))
 
         yield start
+
+
+SMALL_DISK = "64k"  # a few KB of records or report files fill it
+
+
+@pytest.fixture
+def small_disk(tmp_path: Path) -> Iterator[Path]:
+    """A real file system of 64 KB (tmpfs) to run out of space on, unmounted at teardown.
+
+    Mounting needs root (or CAP_SYS_ADMIN): elsewhere the test is skipped with the reason, which
+    `-ra` prints in the summary.
+    """
+    if os.geteuid() != 0:
+        pytest.skip("a full disk is a 64 KB tmpfs mount, which needs root; this user is not root")
+    mount = tmp_path / "small-disk"
+    mount.mkdir()
+    done = subprocess.run(["mount", "-t", "tmpfs", "-o", f"size={SMALL_DISK},mode=0755", "tmpfs", str(mount)],
+                          capture_output=True, text=True, check=False)
+    if done.returncode != 0:
+        pytest.skip(f"cannot mount a tmpfs for a full disk: {done.stderr.strip() or done.returncode}")
+    try:
+        yield mount
+    finally:
+        subprocess.run(["umount", "-l", str(mount)], capture_output=True, check=False)
+
+
+def fill(disk: Path, leave: int = 0) -> None:
+    """Fill `disk` until fewer than `leave` bytes are free (a tmpfs counts whole 4 KB pages)."""
+    with open(disk / "filler", "wb", buffering=0) as f:
+        while shutil.disk_usage(disk).free > leave:
+            try:
+                f.write(b"\0" * 4096)
+            except OSError:
+                break

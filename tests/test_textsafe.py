@@ -273,12 +273,20 @@ def test_limits_are_sane():
 # --- what remains for the integrator (flip these when wired in) ---------------------------------
 
 
-def test_end_of_run_table_survives_a_markup_label():
+def test_end_of_run_table_prints_a_markup_label_as_itself(capsys, monkeypatch):
     from probes.probe.summary import print_summary
 
-    record = {"target": "t", "label": "[/]", "outcome": "completed", "upload_s": 0.1, "milestones": {}, "dwell": {},
-              "longest_stall": None, "total_s": 1.0}
-    print_summary([record])
+    monkeypatch.setenv("COLUMNS", "200")
+    records = [{"target": "t", "label": label, "outcome": "completed", "upload_status": 200, "upload_s": 0.1,
+                "milestones": {}, "dwell": {}, "longest_stall": None, "total_s": 1.0}
+               for label in ("[/]", "[bold red]x[/bold red] :smile:")]
+    print_summary(records)
+    out, err = capsys.readouterr()
+    assert out == ""  # stdout carries only the run directory's path
+    assert "t / [/]" in err and "t / [bold red]x[/bold red] :smile:" in err  # text, not markup or emoji
+    assert err.count("n=1: completed 1") == 2
+    rows = [line for line in err.splitlines() if " total " in line]
+    assert len(rows) == 2 and all(line.replace("│", " ").split()[-3:] == ["1.00"] * 3 for line in rows)
 
 
 def test_report_markdown_cells_carry_no_html_or_links():

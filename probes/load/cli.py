@@ -6,6 +6,13 @@ start the target's simulator when it is on loopback and nothing answers;
 run Locust with the run directory reports/load/<run_id>/ as the home of its
 CSV/HTML files and of the probe records; merge the workers' records; render
 the probes report into <run_dir>/report/. Prints the run directory last.
+
+Stopping: Ctrl-C or SIGTERM in any phase is exit 130. While Locust runs it
+gets one SIGTERM (its children run in their own session, so a terminal's
+Ctrl-C reaches only this process, which passes it on): flows in flight are
+recorded as aborted, run.json is finished, the run directory printed, no
+report rendered. A run directory that cannot be written (a full disk) is
+exit 4 with one line.
 """
 
 from __future__ import annotations
@@ -21,11 +28,15 @@ from urllib.parse import urlsplit
 
 from probes import defaults
 from probes.config import Target, resolve_target
-from probes.errors import EXIT_OK, EXIT_UNREACHABLE, ProbesError, UsageError
+from probes.errors import (
+    EXIT_INTERRUPTED, EXIT_NOT_RECORDED, EXIT_OK, EXIT_UNREACHABLE, NotRecorded, ProbesError, UsageError, os_reason,
+)
+from probes.interrupts import ForwardToChildren, sigterm_interrupts
 from probes.load.guard import check_load
 from probes.load.options import DEFAULT_OUT
 from probes.load.phases import phase_lines
 from probes.load.rundir import finish_run
+from probes.report.files import make_dir
 from probes.load.workload import MODELS, max_users, parse_duration, parse_stages, default_stages
 from probes.fixtures.manifest import read_fixture
 from probes.probe.store import new_run_id
@@ -38,7 +49,10 @@ UNREACHED = frozenset({"upload_error", "auth_error"})
 
 
 def parse_args(argv: list[str] | None) -> argparse.Namespace:
-    p = argparse.ArgumentParser(prog="probes load", description=__doc__.splitlines()[0])
+    p = argparse.ArgumentParser(prog="probes load", description=__doc__.splitlines()[0],
+                                epilog="Exit 0 done, 2 refused or bad usage (before any request), 3 no flow got past "
+                                       "the upload, 4 the run directory could not be written (a full disk), "
+                                       "130 interrupted (Ctrl-C or SIGTERM; flows in flight recorded as aborted).")
     p.add_argument("--target", default="local", help="target name from targets.toml")
     p.add_argument("--users", type=int, default=10, help="closed: users; open: the pool of flows in flight")
     p.add_argument("--rate", type=float, default=0.0, help="open: new flows/s; closed/ramp: a cap (0 = none)")
@@ -93,27 +107,38 @@ def locustfiles(model: str) -> str:
     return f"{LOCUSTFILE},{SHAPEFILE}" if model == "ramp" else str(LOCUSTFILE)
 
 
-def run_locust(args: argparse.Namespace, target: Target, run_dir: Path) -> int:
-    """Run Locust to the end; returns the master's (or single process's) exit code."""
+def run_locust(args: argparse.Namespace, target: Target, run_dir: Path) -> tuple[int, bool]:
+    """Run Locust to the end: (the master's or single process's exit code, whether a signal stopped it).
+
+    Ctrl-C and SIGTERM are passed on to every Locust process as one SIGTERM (probes.interrupts), and
+    this process waits for them to stop their users and write their files.
+    """
     base = [sys.executable, "-m", "locust", "-f", locustfiles(args.model)]
     shared = locust_args(args, target, run_dir)
-    if args.workers <= 0:
-        return subprocess.run(base + shared, check=False).returncode
-    from probes.sim.server import free_port
+    with ForwardToChildren() as signals:
+        if args.workers <= 0:
+            proc = subprocess.Popen(base + shared, start_new_session=True)
+            signals.add(proc)
+            return proc.wait(), signals.signum is not None
+        from probes.sim.server import free_port
 
-    port = free_port()
-    master = subprocess.Popen(base + shared + ["--master", "--expect-workers", str(args.workers),
-                                               "--master-bind-host", "127.0.0.1", "--master-bind-port", str(port)])
-    workers = [subprocess.Popen([sys.executable, "-m", "locust", "-f", str(LOCUSTFILE), "--worker",
-                                 "--master-host", "127.0.0.1", "--master-port", str(port)]
-                                + (["--only-summary"] if args.quiet else []))
-               for _ in range(args.workers)]
-    try:
-        code = master.wait()
-    finally:
-        for proc in [master, *workers]:
-            _stop(proc)
-    return code
+        port = free_port()
+        master = subprocess.Popen(base + shared + ["--master", "--expect-workers", str(args.workers),
+                                                   "--master-bind-host", "127.0.0.1", "--master-bind-port", str(port)],
+                                  start_new_session=True)
+        signals.add(master)
+        workers = []
+        try:
+            for _ in range(args.workers):
+                workers.append(subprocess.Popen([sys.executable, "-m", "locust", "-f", str(LOCUSTFILE), "--worker",
+                                                 "--master-host", "127.0.0.1", "--master-port", str(port)]
+                                                + (["--only-summary"] if args.quiet else []), start_new_session=True))
+                signals.add(workers[-1])
+            code = master.wait()
+        finally:
+            for proc in [master, *workers]:
+                _stop(proc)
+        return code, signals.signum is not None
 
 
 def _stop(proc: subprocess.Popen) -> None:
@@ -154,13 +179,24 @@ def render_report(run_dir: Path) -> Path | None:
         return None
     try:
         return build_report([run_dir], run_dir / "report")
+    except NotRecorded:  # a full disk: exit 4, not a skipped report
+        raise
     except ProbesError as exc:
         print(f"probes: report skipped: {exc}", file=sys.stderr)
         return None
 
 
 def main(argv: list[str] | None = None) -> int:
+    sigterm_interrupts()
     args = parse_args(argv)
+    try:
+        return _main(args)
+    except KeyboardInterrupt:  # before Locust started, or while the report was rendered
+        print("probes: interrupted", file=sys.stderr, flush=True)
+        return EXIT_INTERRUPTED
+
+
+def _main(args: argparse.Namespace) -> int:
     try:
         run_s = parse_duration(args.duration)
         target = resolve_target(args.targets, args.target, None, None)
@@ -173,16 +209,33 @@ def main(argv: list[str] | None = None) -> int:
         target.token_source().current()  # exit 2 or 3 now, not a 401 per flow later
         with simulator_if_silent(target):
             run_dir = args.out / new_run_id(target.name, args.label)
-            run_dir.mkdir(parents=True, exist_ok=False)
-            code = run_locust(args, target, run_dir)
+            make_dir(run_dir, "the run directory")
+            code, interrupted = run_locust(args, target, run_dir)
         if not (run_dir / "run.json").exists():  # Locust refused before the run began (its reason is above)
+            if interrupted:
+                print("probes: interrupted before the load run began", file=sys.stderr)
+                return EXIT_INTERRUPTED
             return code or 2
-        meta, phases = finish_run(run_dir)
+        if code == EXIT_NOT_RECORDED:  # Locust could not write the run directory and said so in one line
+            return code
+        try:
+            meta, phases = finish_run(run_dir)
+        except OSError as exc:
+            raise NotRecorded(f"could not record the load run in {run_dir}: {os_reason(exc)}") from None
+        if interrupted:
+            print(f"probes: interrupted: {meta['n']} flow record(s) in the run directory", file=sys.stderr)
+            print(run_dir, flush=True)
+            return EXIT_INTERRUPTED
         lines = phase_lines(phases)
         if lines:
             print("\n".join(lines), file=sys.stderr, flush=True)
         if not args.no_report:
-            render_report(run_dir)
+            try:
+                render_report(run_dir)
+            except KeyboardInterrupt:  # the run is whole; only its report is missing
+                print("probes: interrupted: the report was not written", file=sys.stderr)
+                print(run_dir, flush=True)
+                return EXIT_INTERRUPTED
     except ProbesError as exc:
         print(f"probes: error: {exc}", file=sys.stderr)
         return exc.exit_code

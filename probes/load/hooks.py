@@ -6,8 +6,12 @@
                               request), the host, the run directory and run.json
     test_start                the guard again with the host in use (the web UI can change it); on
                               the process that runs users: the shared LoadContext
+    quitting                  Locust quits while users still run (a SIGTERM, which `probes load`
+                              also sends for Ctrl-C): flows in flight stop now, recorded as aborted
     quit                      on the master or the single process: phases.csv, the phase table on
                               the console, finish run.json
+
+A run directory that cannot be written (a full disk) stops the process with exit 4 and one line.
 """
 
 from __future__ import annotations
@@ -19,18 +23,18 @@ from pathlib import Path
 from typing import Any
 
 import locust.stats
-from locust.runners import MasterRunner, WorkerRunner
+from locust.runners import STATE_CLEANUP, STATE_STOPPED, STATE_STOPPING, MasterRunner, WorkerRunner
 
 from probes import __version__
 from probes.config import Target, resolve_target
-from probes.errors import ProbesError, UsageError
+from probes.errors import NotRecorded, ProbesError, UsageError, os_reason
 from probes.fixtures.manifest import read_fixture
 from probes.load import options as load_options
 from probes.load.guard import check_host, check_load, rate_cap
 from probes.load.phase_stats import PhaseTable, attach
 from probes.load.phases import bucket_3sf
 from probes.load.rundir import RecordFile, finish_run, records_path, write_meta
-from probes.load.user import LoadContext
+from probes.load.user import INTERRUPTED, LoadContext, unrecorded
 from probes.load.workload import ArrivalSlots, StartSpacing, max_users, process_share
 from probes.probe import wire
 from probes.probe.fingerprint import simulator_info
@@ -89,7 +93,7 @@ def start_run(environment: Any) -> None:
     opts.probes_run_dir = str(run_dir)  # workers receive it with the spawn message
     print_fp = _fingerprint(target, target.base_url)
     scenario, time_scale = simulator_info(print_fp.get("health"), target.is_loopback)
-    write_meta(run_dir, {
+    meta = {
         "run_id": run_dir.name, "target": target.name, "base_url": environment.host, "label": load.label,
         "scenario": scenario, "time_scale": time_scale, "harness_version": __version__, "started_at": utc_iso(),
         "ended_at": None, "fixture": {k: entry.get(k) for k in FIXTURE_KEYS}, "cadence": load.cadence.describe(),
@@ -99,7 +103,11 @@ def start_run(environment: Any) -> None:
                  "stages": load.stages_text or None,
                  "workers": int(getattr(opts, "expect_workers", 1) or 1) if getattr(opts, "master", False) else 0},
         "fingerprint": print_fp,
-    })
+    }
+    try:
+        write_meta(run_dir, meta)
+    except OSError as exc:  # exit 4 before any request: a run that cannot be recorded is not started
+        raise NotRecorded(f"could not record {run_dir / 'run.json'}: {os_reason(exc)}") from None
 
 
 def build_context(environment: Any) -> LoadContext:
@@ -120,9 +128,13 @@ def build_context(environment: Any) -> LoadContext:
     share = None
     if target.max_users is not None:  # each process holds its share, so the sum never exceeds the bound
         share = max(1, target.max_users // workers) if workers > 1 else target.max_users
+    try:
+        records = RecordFile(records_path(run_dir, index))
+    except OSError as exc:
+        raise NotRecorded(f"could not record {records_path(run_dir, index)}: {os_reason(exc)}") from None
     context = LoadContext(plan=plan, headers=wire.request_headers(target.user_name or wire.DEFAULT_USER_NAME),
                           model=load.model, think_time_s=load.think_time_s,
-                          records=RecordFile(records_path(run_dir, index)), base_url=target.base_url,
+                          records=records, base_url=target.base_url,
                           tokens=target.token_source(), max_users=share,
                           id_prefix="" if index is None else f"w{index}-",
                           on_record=environment.probes_phases.add)
@@ -180,6 +192,16 @@ def register(events: Any) -> None:
             _refuse(exc)
         gc.freeze()  # as in `probes run`: what is loaded now lives all run; keep it out of full collections
 
+    @events.quitting.add_listener
+    def _on_quitting(environment: Any, **_kw: Any) -> None:
+        runner = environment.runner
+        if runner is None or runner.state in (STATE_STOPPED, STATE_STOPPING, STATE_CLEANUP):
+            return  # the end of --run-time: the users were stopped already, in flows' own time
+        environment.stop_timeout = 0  # a signal: stop the flows now, as `probes run` does
+        context = getattr(environment, "probes_load", None)
+        if context is not None:
+            context.stopped_as = INTERRUPTED
+
     @events.quit.add_listener
     def _on_quit(**_kw: Any) -> None:
         environment = seen.get("environment")
@@ -190,4 +212,7 @@ def register(events: Any) -> None:
             context.records.close()
         run_dir = environment.parsed_options.probes_run_dir
         if not isinstance(environment.runner, WorkerRunner) and run_dir:
-            finish_run(Path(run_dir))
+            try:
+                finish_run(Path(run_dir))
+            except OSError as exc:
+                unrecorded(f"could not record the load run in {run_dir}: {os_reason(exc)}")

@@ -6,6 +6,11 @@ probes.jsonl itself. In a distributed run every worker appends to its own
 file, workers/probes-<index>.jsonl (no two processes share a file, and each
 is flushed per record, so a killed worker keeps what it finished); when the
 run ends they are merged into probes.jsonl, which is what the report reads.
+
+A record that the disk cannot take is cut back off the file (probes.jsonl
+holds whole lines only) and raised as OSError; the files rewritten at the
+end (probes.jsonl from the workers', phases.csv, run.json) are replaced
+whole or not at all.
 """
 
 from __future__ import annotations
@@ -19,6 +24,7 @@ from typing import Any
 
 from probes.load.phases import SUMMARY_COLUMNS, phase_summary
 from probes.probe.store import SCHEMA, read_records, record_line, signature, utc_iso, write_run_json
+from probes.report.files import atomic_path
 
 RECORDS = "probes.jsonl"
 PHASES = "phases.csv"
@@ -33,17 +39,32 @@ def records_path(run_dir: Path, worker_index: int | None) -> Path:
 
 
 class RecordFile:
-    """Appends one probe record per line and flushes it at once (a crash loses nothing finished)."""
+    """Appends one probe record per line, written through at once (a crash loses nothing finished).
+
+    Unbuffered, so a line the disk refused is never flushed later by a close: it is cut back to the
+    last whole line and the OSError raised.
+    """
 
     def __init__(self, path: Path) -> None:
         path.parent.mkdir(parents=True, exist_ok=True)
         self.path = path
         self.count = 0
-        self._file = open(path, "ab")
+        self._file = open(path, "ab", buffering=0)
+        self._whole = self._file.seek(0, os.SEEK_END)  # bytes of whole lines so far
 
     def append(self, record: dict[str, Any]) -> None:
-        self._file.write(record_line(record))
-        self._file.flush()
+        line = memoryview(record_line(record))
+        try:
+            written = 0
+            while written < len(line):
+                written += self._file.write(line[written:]) or 0
+        except OSError:
+            try:
+                os.ftruncate(self._file.fileno(), self._whole)
+            except OSError:
+                pass
+            raise
+        self._whole += len(line)
         self.count += 1
 
     def close(self) -> None:
@@ -71,19 +92,17 @@ def merge_workers(run_dir: Path) -> int:
     files = worker_files(run_dir)
     if not files:
         return 0
-    tmp = run_dir / (RECORDS + ".tmp")
-    with open(tmp, "wb") as out:
+    with atomic_path(run_dir / RECORDS) as tmp, open(tmp, "wb") as out:
         for path in files:
             data = path.read_bytes()
             if data and not data.endswith(b"\n"):
                 data = data[: data.rfind(b"\n") + 1]  # drop a line cut by a kill
             out.write(data)
-    os.replace(tmp, run_dir / RECORDS)
     return len(files)
 
 
 def write_phases(run_dir: Path, rows: list[dict[str, Any]]) -> None:
-    with open(run_dir / PHASES, "w", newline="", encoding="utf-8") as f:
+    with atomic_path(run_dir / PHASES) as tmp, open(tmp, "w", newline="", encoding="utf-8") as f:
         writer = csv.DictWriter(f, fieldnames=SUMMARY_COLUMNS)
         writer.writeheader()
         writer.writerows(rows)

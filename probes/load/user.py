@@ -11,6 +11,8 @@ task id). A finished flow's phases go to load mode's own phase table
 from __future__ import annotations
 
 import itertools
+import os
+import sys
 import time
 from dataclasses import dataclass, field
 from typing import Any, Callable
@@ -21,6 +23,7 @@ from locust import task
 from locust.contrib.fasthttp import FAILURE_EXCEPTIONS, FastHttpSession, FastHttpUser
 from locust.exception import StopUser
 
+from probes.errors import EXIT_NOT_RECORDED, os_reason
 from probes.probe import wire
 from probes.probe.body import BodyError, read_all
 from probes.probe.auth import TokenSource
@@ -33,6 +36,8 @@ from probes.load.workload import ArrivalSlots, StartSpacing
 
 REQUEST_NAMES = {"upload": "upload", "poll": "progress poll", "cleanup": "cleanup"}
 CHUNK = 64 * 1024
+CUT_OFF = ("cut_off", "cut off by the end of the load run")  # the run's time is up: not the backend's fault
+INTERRUPTED = ("aborted", "interrupted")                      # Ctrl-C or SIGTERM, as in `probes run`
 
 
 @dataclass
@@ -54,6 +59,7 @@ class LoadContext:
     clock: Callable[[], float] = time.monotonic
     ids: itertools.count = field(default_factory=lambda: itertools.count(1))
     active: int = 0
+    stopped_as: tuple[str, str] = CUT_OFF  # the outcome and error of a flow stopped from outside
     _token: str | None = None
     _token_ready: bool = False
 
@@ -134,7 +140,7 @@ class LocustFlow:
                 token = self.context.token()
                 action = self.machine.receive(self._send(action, token))
         except GreenletExit:
-            self.machine.abort(self.now(), "cut_off", "cut off by the end of the load run")
+            self.machine.abort(self.now(), *self.context.stopped_as)
             raise
         return self.record()
 
@@ -232,6 +238,26 @@ class ProbeUser(FastHttpUser):
 
 
 def _keep(context: LoadContext, record: dict[str, Any], lateness: float | None) -> None:
+    """Write the flow's record; a disk that cannot take it stops the run (see `unrecorded`)."""
+    try:
+        _write(context, record, lateness)
+    except OSError as exc:
+        unrecorded(f"could not record {context.records.path}: {os_reason(exc)}; the load run stopped "
+                   f"({context.records.count} flow record(s) kept)")
+
+
+def unrecorded(message: str) -> None:
+    """Stop this Locust process at once with exit 4 and one line: nothing more can be recorded.
+
+    At once, not through Locust's quit: Locust would go on to write its CSV and HTML files to the same
+    full disk and fail there with tracebacks. Every record written so far is whole on disk; run.json
+    keeps `ended_at: null`, so the run reads as unfinished.
+    """
+    print(f"probes: error: {message}", file=sys.stderr, flush=True)
+    os._exit(EXIT_NOT_RECORDED)
+
+
+def _write(context: LoadContext, record: dict[str, Any], lateness: float | None) -> None:
     if context.tokens is not None:
         record = redact_record(record, context.tokens.secrets())
     record["start_lateness_s"] = None if lateness is None else round(lateness, 6)

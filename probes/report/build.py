@@ -1,7 +1,12 @@
 """`probes report`: load runs, compute tables, draw figures, write the report directory.
 
 The only module here that decides file names; everything it calls is either a
-pure table function or a writer of one kind of file.
+pure table function or a writer of one kind of file. Every file is written
+under a temporary name and renamed when whole (probes.report.files), and the
+documents a reader opens (report.html, report.md, diagnosis.json) are removed
+before anything is rewritten, so an interrupted or failed build (Ctrl-C,
+SIGTERM, a full disk) never leaves a report that looks complete: report.html
+exists only when everything beside it was written by the same build.
 """
 
 from __future__ import annotations
@@ -12,8 +17,9 @@ import sys
 from concurrent.futures import ThreadPoolExecutor
 from datetime import datetime, timezone
 from pathlib import Path
+from typing import TYPE_CHECKING
 
-from probes.errors import UsageError
+from probes.report.files import atomic_path, make_dir, write_error, write_text
 from probes.report.load import Run, collect_cache_notes, load_runs, write_parquet
 from probes.report.plots import write_plots
 from probes.report.render import ReportContent, render_html, render_markdown
@@ -21,6 +27,9 @@ from probes.report.tables import outcome_table, phase_bands, run_table, summary_
 from probes.analysis.diagnosis import to_json
 from probes.report.verdict import build_diagnoses, build_verdict
 from probes.textsafe import csv_safe_frame
+
+if TYPE_CHECKING:
+    import pandas as pd
 
 
 def default_out(now: datetime | None = None) -> Path:
@@ -44,19 +53,38 @@ def build_report(run_dirs: list[Path], out: Path | None = None) -> Path:
     """Write tables, figures, report.html and report.md for the runs; return report.html's path."""
     # Parquet writes and the verdict's sorting release the GIL: overlap them with the figures. The
     # verdict's statistics (scipy.stats, ~0.6 s to import) load while the runs' Arrow tables are read.
-    with ThreadPoolExecutor(max_workers=1) as bg, ThreadPoolExecutor(max_workers=1) as judge:
+    bg, judge = ThreadPoolExecutor(max_workers=1), ThreadPoolExecutor(max_workers=1)
+    try:
         if len(run_dirs) > 1:
             judge.submit(importlib.import_module, "scipy.stats")
         return _build(run_dirs, out, bg, judge)
+    finally:  # interrupted or failed: what has not started yet never will
+        for pool in (bg, judge):
+            pool.shutdown(wait=True, cancel_futures=True)
+
+
+DOCUMENTS = ("report.html", "report.md", "diagnosis.json")  # what a reader opens: gone until rewritten
+
+
+def _csv(frame: pd.DataFrame, path: Path) -> None:
+    with atomic_path(path) as tmp:
+        csv_safe_frame(frame).to_csv(tmp, index=False)
 
 
 def _build(run_dirs: list[Path], out: Path | None, bg: ThreadPoolExecutor, judge: ThreadPoolExecutor) -> Path:
     runs, probes, samples = load_runs([Path(d) for d in run_dirs], writer=bg)
     out = Path(out) if out is not None else default_out()
+    make_dir(out, "the report directory")
     try:
-        out.mkdir(parents=True, exist_ok=True)
-    except OSError as exc:
-        raise UsageError(f"cannot create report directory {out}: {exc.strerror or exc}") from None
+        for name in DOCUMENTS:
+            (out / name).unlink(missing_ok=True)
+        return _write(runs, probes, samples, out, bg, judge)
+    except OSError as exc:  # a full disk (exit 4), a read-only or vanished directory
+        raise write_error(exc, f"the report in {out}") from None
+
+
+def _write(runs: list[Run], probes: pd.DataFrame, samples: pd.DataFrame, out: Path, bg: ThreadPoolExecutor,
+           judge: ThreadPoolExecutor) -> Path:
     scaled = any(r.time_scale != 1.0 for r in runs)
 
     summary = summary_table(probes)
@@ -64,10 +92,10 @@ def _build(run_dirs: list[Path], out: Path | None, bg: ThreadPoolExecutor, judge
     outcomes = outcome_table(probes)
     bands = phase_bands(probes)
     # Text cells may be a backend's (a label, an error): no cell may start a spreadsheet formula.
-    csv_safe_frame(summary).to_csv(out / "summary.csv", index=False)
-    csv_safe_frame(timings).to_csv(out / "timings.csv", index=False)
-    csv_safe_frame(outcomes).to_csv(out / "outcomes.csv", index=False)
-    csv_safe_frame(bands.reset_index()).to_csv(out / "phases.csv", index=False)
+    _csv(summary, out / "summary.csv")
+    _csv(timings, out / "timings.csv")
+    _csv(outcomes, out / "outcomes.csv")
+    _csv(bands.reset_index(), out / "phases.csv")
     pending = [bg.submit(write_parquet, df, out / f"{name}.parquet")
                for name, df in (("probes", probes), ("samples", samples))]
     verdict = judge.submit(build_verdict, runs, probes)
@@ -85,7 +113,7 @@ def _build(run_dirs: list[Path], out: Path | None, bg: ThreadPoolExecutor, judge
     diagnoses = diagnosed.result()
     # diagnosis.json (DESIGN "Diagnosis"): the findings of the run the report is about, the last one given
     findings = to_json(diagnoses[0].findings) if diagnoses else []
-    (out / "diagnosis.json").write_text(json.dumps(findings, ensure_ascii=False, indent=1), encoding="utf-8")
+    write_text(out / "diagnosis.json", json.dumps(findings, ensure_ascii=False, indent=1))
     content = ReportContent(
         title="probes report: " + ", ".join(sorted(probes["group"].unique())),
         generated_at=datetime.now(timezone.utc).strftime("%Y-%m-%d %H:%M:%S UTC"),
@@ -99,7 +127,5 @@ def _build(run_dirs: list[Path], out: Path | None, bg: ThreadPoolExecutor, judge
         verdict=verdict.result(),
         diagnoses=diagnoses,
     )
-    (out / "report.md").write_text(render_markdown(content), encoding="utf-8")
-    html_path = out / "report.html"
-    html_path.write_text(render_html(content), encoding="utf-8")
-    return html_path
+    write_text(out / "report.md", render_markdown(content))
+    return write_text(out / "report.html", render_html(content))  # last: its presence means a whole report

@@ -22,6 +22,7 @@ from probes.analysis.compare import (
 from probes.analysis.diagnosis import Finding, Side, changed, diagnose, to_json
 from probes.errors import UsageError
 from probes.probe.store import MAX_DIAGNOSED, read_records
+from probes.report.files import make_dir, write_error, write_text
 from probes.report.load import Run, load_runs, read_meta
 from probes.textsafe import for_markdown_cell, for_markdown_text, terminal_text
 
@@ -172,14 +173,14 @@ def run_compare(baseline: Path, candidate: Path, *, max_rel: float = 0.10, max_a
     print_diagnosis_change(before, after, stderr=console_stderr)
     if out is not None:
         out = Path(out)
-        try:
-            out.mkdir(parents=True, exist_ok=True)
-            (out / "comparison.md").write_text(comparison_markdown(c), encoding="utf-8")
-            (out / "comparison.json").write_text(json.dumps(
+        make_dir(out, "the comparison directory")
+        try:  # each file whole or not at all; a full disk is exit 4
+            write_text(out / "comparison.md", comparison_markdown(c))
+            write_text(out / "comparison.json", json.dumps(
                 {**comparison_json(c), "diagnosis": {"baseline": to_json(before), "candidate": to_json(after),
                                                      "changed": [list(x) for x in changed(to_json(before),
                                                                                           to_json(after))]}},
-                ensure_ascii=False, indent=1), encoding="utf-8")
+                ensure_ascii=False, indent=1))
         except OSError as exc:
-            raise UsageError(f"cannot write the comparison into {out}: {exc.strerror or exc}") from None
+            raise write_error(exc, f"the comparison in {out}") from None
     return c.regression

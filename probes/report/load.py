@@ -24,6 +24,7 @@ import functools
 import json
 import multiprocessing as mp
 import os
+import signal
 from concurrent.futures import Executor, Future, ProcessPoolExecutor
 from concurrent.futures.process import BrokenProcessPool
 from dataclasses import dataclass, field
@@ -41,6 +42,7 @@ from probes.errors import UsageError
 from probes.probe.fingerprint import TIME_SCALE_RANGE
 from probes.probe.store import MAX_SIGNATURE
 from probes.redact import redact_json
+from probes.report.files import atomic_path
 from probes.textsafe import MAX_LABEL, clip
 from probes.report.jsonl import parse_file_range
 
@@ -219,12 +221,11 @@ def write_parquet(df: pd.DataFrame | pa.Table, path: Path, metadata: dict[bytes,
     table = df if isinstance(df, pa.Table) else pa.Table.from_pandas(df, preserve_index=False)
     if metadata:
         table = table.replace_schema_metadata({**(table.schema.metadata or {}), **metadata})
-    tmp = path.with_name(f".{path.name}.{os.getpid()}.tmp")
     # dictionary-encode text only: trying it on 4 M distinct floats costs a second and saves nothing
     text = [f.name for f in table.schema if pa.types.is_dictionary(f.type) or pa.types.is_string(f.type)
             or pa.types.is_large_string(f.type)]
-    pq.write_table(table, tmp, compression="zstd", use_dictionary=text)
-    os.replace(tmp, path)
+    with atomic_path(path) as tmp:
+        pq.write_table(table, tmp, compression="zstd", use_dictionary=text)
 
 
 def line_ranges(path: Path, block: int) -> list[tuple[int, int]]:
@@ -308,10 +309,17 @@ def parse_pool(paths: list[Path]) -> ProcessPoolExecutor | None:
     big = any(p.is_file() and p.stat().st_size >= PARALLEL_MIN_BYTES for p in paths)
     if not big or _cpus() < 2 or "fork" not in mp.get_all_start_methods():
         return None
-    pool = ProcessPoolExecutor(max_workers=_cpus(), mp_context=mp.get_context("fork"))
+    pool = ProcessPoolExecutor(max_workers=_cpus(), mp_context=mp.get_context("fork"), initializer=_worker_signals)
     for f in [pool.submit(int, 0) for _ in range(_cpus())]:
         f.result()
     return pool
+
+
+def _worker_signals() -> None:
+    """A parse worker leaves stopping to its parent: Ctrl-C reaches the whole process group, and a worker
+    would print its own KeyboardInterrupt traceback; the parent's SIGTERM handler is not for it either."""
+    signal.signal(signal.SIGINT, signal.SIG_IGN)
+    signal.signal(signal.SIGTERM, signal.SIG_DFL)
 
 
 def probes_frame(table: pa.Table) -> pd.DataFrame:

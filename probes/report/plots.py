@@ -18,6 +18,7 @@ import pandas as pd  # noqa: E402
 from matplotlib.collections import LineCollection  # noqa: E402
 
 from probes.report.curves import median_curves, probe_keys, time_grid  # noqa: E402
+from probes.report.files import atomic_path  # noqa: E402
 from probes.report.tables import OUTCOMES, milestone_columns, phase_bands  # noqa: E402
 from probes.textsafe import for_plot_label  # noqa: E402
 
@@ -37,9 +38,12 @@ def group_colours(groups: list[str]) -> dict[str, str]:
 
 
 def _save(fig: plt.Figure, path: Path) -> Path:
-    fig.tight_layout()
-    fig.savefig(path, dpi=DPI, pil_kwargs={"compress_level": 1})  # zlib level 6 cost ~0.1 s a figure
-    plt.close(fig)
+    try:
+        fig.tight_layout()
+        with atomic_path(path) as tmp:  # a whole PNG or none, whatever stops the write
+            fig.savefig(tmp, dpi=DPI, pil_kwargs={"compress_level": 1})  # zlib level 6 cost ~0.1 s a figure
+    finally:
+        plt.close(fig)
     return path
 
 

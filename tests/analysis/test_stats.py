@@ -53,6 +53,13 @@ def test_compare_metric_too_few():
     ([9.8, 10.2, 10.5], [10.6, 10.9, 11.1], stats.NO_CHANGE),    # separated but by less than 10 % and 0.5 s
     ([9.8, 10.2, 12.5], [20.1, 11.0, 21.0], stats.NO_CHANGE),    # overlap: no verdict from 3 probes
     ([60.1, 62.5, 63.0], [9.8, 10.2, 10.5], stats.IMPROVEMENT),
+    # each margin alone is not enough: both must hold (README "Deploy check")
+    ([20.0, 20.2, 20.5], [21.2, 21.5, 21.8], stats.NO_CHANGE),    # 0.7 s apart but only 3.4 % of 20.5 s
+    ([1.0, 1.1, 1.2], [1.5, 1.6, 1.65], stats.NO_CHANGE),         # 25 % apart but only 0.3 s
+    ([21.2, 21.5, 21.8], [20.0, 20.2, 20.5], stats.NO_CHANGE),    # the same, faster: no improvement either
+    ([1.5, 1.6, 1.65], [1.0, 1.1, 1.2], stats.NO_CHANGE),
+    ([4.0, 4.2, 4.4], [5.0, 5.3, 5.5], stats.REGRESSION),         # 0.6 s and 13.6 %: both margins
+    ([5.0, 5.3, 5.5], [4.0, 4.2, 4.4], stats.IMPROVEMENT),
 ])
 def test_few_probes_a_side_use_the_separation_rule(base, cand, verdict):
     r = stats.compare_metric("total_s", np.array(base), np.array(cand))

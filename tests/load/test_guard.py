@@ -19,8 +19,15 @@ LOCAL = dict(name="local", base_url="http://127.0.0.1:8765", allow_load=True)
 REMOTE = dict(name="staging", base_url="https://staging.example.invalid", allow_load=True)
 
 
-def test_loopback_target_that_allows_load_passes() -> None:
-    check_load(Target(**LOCAL), users=500, rate=100.0)
+@pytest.mark.parametrize("fields, users, rate, host", [
+    (LOCAL, 500, 100.0, None),                                    # loopback: no bounds needed
+    ({**LOCAL, "max_users": 3}, 3, None, "http://127.0.0.1:8765/"),  # exactly at its own bound, same origin
+    ({**REMOTE, "max_users": 10, "max_rate": 2.0}, 10, 2.0, None),  # exactly at both bounds
+    ({**REMOTE, "max_users": 10, "max_rate": 2.0}, 1, None, "https://STAGING.example.invalid:443"),
+])
+def test_allowed_loads_pass_up_to_their_bounds(fields, users, rate, host) -> None:
+    """Each row is one step from a refusal below (one user or 0.5 flow/s more, another host)."""
+    assert check_load(Target(**fields), users=users, rate=rate, host=host) is None
 
 
 @pytest.mark.parametrize("fields, users, rate, reason", [
@@ -34,10 +41,6 @@ def test_loopback_target_that_allows_load_passes() -> None:
 def test_refusals_name_the_key_to_change(fields, users, rate, reason) -> None:
     with pytest.raises(UsageError, match=reason.replace("[", r"\[").replace(".", r"\.")):
         check_load(Target(**fields), users=users, rate=rate)
-
-
-def test_remote_target_within_its_bounds_passes() -> None:
-    check_load(Target(**REMOTE, max_users=10, max_rate=2.0), users=10, rate=2.0)
 
 
 def test_make_load_refuses_a_target_without_allow_load(tmp_path, load_fixtures) -> None:

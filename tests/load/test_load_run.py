@@ -2,7 +2,8 @@
 
     closed  15 s: the phase table (phases.csv, apart from Locust's HTTP stats) counts the completed
             flows of probes.jsonl, flows in flight at the end finish (no cut_off, no failures),
-            and the phase medians agree with `probes run` on the same scenario
+            the phase medians agree with `probes run` on the same scenario, and a target with
+            cleanup = true is left no diaries
     open    15 s against a slowed simulator: the arrival rate holds within 10 %
     workers 15 s, master + 2 workers: the same rows, one probes file per worker, the report
 """
@@ -19,6 +20,8 @@ from concurrent.futures import ThreadPoolExecutor
 from datetime import datetime
 from pathlib import Path
 
+import httpx
+
 from probes.probe.cadence import APP_FAST_INTERVAL_S
 from probes.sim.server import simulator_process
 
@@ -30,8 +33,8 @@ PHASES = {"time_to_20", "time_to_32", "time_to_42", "time_to_55", "time_to_58", 
           "dwell_100", "longest_stall", "transcription", "total"}
 
 
-def load_args(tmp_path: Path, fixtures: Path, url: str, *extra: str) -> list[str]:
-    targets = write_targets(tmp_path / "targets.toml", "sim", url, allow_load=True)
+def load_args(tmp_path: Path, fixtures: Path, url: str, *extra: str, **fields: object) -> list[str]:
+    targets = write_targets(tmp_path / "targets.toml", "sim", url, allow_load=True, **fields)
     return ["--target", "sim", "--targets", str(targets), "--fixtures", str(fixtures), "--out",
             str(tmp_path / "load"), "--quiet", *extra]
 
@@ -83,10 +86,14 @@ def test_closed_run_phase_rows_match_records_and_agree_with_probes_run(tmp_path,
     with simulator_process("fast", time_scale=0.3) as load_url, simulator_process("fast", time_scale=0.3) as run_url:
         with ThreadPoolExecutor(2) as pool:
             loaded = pool.submit(run_load, *load_args(tmp_path, load_fixtures, load_url, "--users", "3",
-                                                      "--duration", "15s", "--no-report"), cwd=tmp_path)
+                                                      "--duration", "15s", "--no-report", cleanup=True), cwd=tmp_path)
             probed = pool.submit(probes_run, run_url, load_fixtures, tmp_path / "runs")
             run, reference = loaded.result(), probed.result()
+        left = httpx.get(f"{load_url}/diary/list", timeout=10).json()
     records = check_phase_rows(run)
+    # cleanup = true reaches the Locust users: every flow deleted its diary, none is left
+    assert left == [] and {r["cleanup"] for r in records} == {"deleted"}, (left[:3], run.stderr[-2000:])
+    assert ("DELETE", "cleanup") in run.stats()  # Locust's live view: its last row can miss the final flows
     print(f"closed: {len(records)} flows, {sum(r['outcome'] == 'completed' for r in records)} completed, "
           f"phase total count {run.phases()['total']['flows']}")
     # the end of the run lets flows in flight finish (--stop-timeout): a healthy run shows no failures

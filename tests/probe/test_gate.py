@@ -89,7 +89,10 @@ def test_three_probes_a_side_catch_the_incident_and_not_noise(tmp_path, fixtures
     assert comparison["verdict"] == "regression" and comparison["baseline"] == before.run_dir.name
     total = next(m for m in comparison["metrics"] if m["metric"] == "total_s")
     assert total["method"] == "separation" and total["verdict"] == "regression"
-    assert json.loads((again.run_dir / "comparison.json").read_text())["verdict"] != "regression"
+    # the same build again is "no change": neither a false alarm nor a chance "improvement"
+    same = json.loads((again.run_dir / "comparison.json").read_text())
+    assert same["verdict"] == "no change", same["reason"]
+    assert next(m for m in same["metrics"] if m["metric"] == "total_s")["method"] == "separation"
 
 
 def test_no_baseline_yet_is_a_note_not_a_failure(tmp_path, fixtures_dir, capsys):

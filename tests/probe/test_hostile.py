@@ -3,7 +3,9 @@
 Every test runs the real `probes run` (a child process, so its peak memory and exit code are its
 own) against a scripted server on loopback (tests/servers). Acceptance of issue 11: peak memory
 of `probes run -n 2` against a gzip bomb and an endless body stays under 300 MB; an upload
-answered at 1 byte/s ends within --timeout + 5 s.
+answered at 1 byte/s ends within --timeout + 5 s. The bound here is tighter than that acceptance:
+measured peaks are 52-59 MB (README: ~60 MB), and a decoder that inflates a whole chunk before
+counting it reaches ~180 MB, which 300 MB would let through.
 """
 
 from __future__ import annotations
@@ -24,7 +26,7 @@ from tests.servers import SCRIPTS, Step, flow, hostile, scripted_server
 from tests.servers.scripts import HEALTHY_POLLS
 
 ROOT = Path(__file__).resolve().parents[2]
-PEAK_MB = 300
+PEAK_MB = 120  # twice the measured peak: room for another interpreter, none for an unbounded decode
 TOKEN = "tok-9f3c1d7e5b2a-SECRET"
 
 
@@ -120,12 +122,19 @@ def test_nested_health_and_odd_ids_are_data_and_reports_still_work(tmp_path, fix
                                                 "--interval", "0.05"))
     assert code == 0, err[-2000:]
     run_dir = run_dir_of(out)
-    json.loads((run_dir / "run.json").read_text())
+    health = json.loads((run_dir / "run.json").read_text())["fingerprint"]["health"]
+    assert isinstance(health, str) and health.startswith("[[[[") and len(health) <= 1000  # clipped text
+    results = {}
     for command in (["report", str(run_dir), "--out", str(tmp_path / "report")],
                     ["compare", str(run_dir), str(run_dir)]):
         proc = subprocess.run(probes_cmd(*command), cwd=ROOT, capture_output=True, text=True, timeout=120,
                               env={**os.environ, "PYTHONPATH": str(ROOT)})
-        assert proc.returncode in (0, 2) and "Traceback" not in proc.stderr, proc.stderr[-2000:]
+        # exit 0: a usage error (2) here would mean the run directory it wrote cannot be read back
+        assert proc.returncode == 0 and "Traceback" not in proc.stderr, proc.stderr[-2000:]
+        results[command[0]] = proc.stdout
+    assert Path(results["report"].strip()) == tmp_path / "report" / "report.html"
+    assert "[[[[" in (tmp_path / "report" / "report.html").read_text()  # the clipped health, shown as text
+    assert "no verdict: too few probes" in results["compare"]  # one probe a side: compared, no verdict
 
 
 @pytest.mark.parametrize("kind", sorted(hostile.WEIRD_IDS))

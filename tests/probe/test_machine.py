@@ -9,8 +9,9 @@ import pytest
 from probes.probe.cadence import Cadence
 from probes.probe.machine import (
     CLEANUP_MARGIN_S, POLL_TIMEOUT_S, UPLOAD_TIMEOUT_S, Answer, Done, MachineConfig, ProbeMachine, Refreshed,
-    RefreshToken, Send, TransportError,
+    RefreshToken, Send, TransportError, redact_record,
 )
+from probes.redact import REDACTED
 
 APP = MachineConfig(cadence=Cadence("app"), timeout_s=300.0)
 FINE = MachineConfig(cadence=Cadence("fine", 0.05), timeout_s=300.0)
@@ -204,6 +205,18 @@ def test_cleanup_deletes_the_diary_retries_once_and_never_changes_the_outcome():
     assert (m.cleanup, m.cleanup_error) == ("failed", "HTTP 500")
 
 
+@pytest.mark.parametrize("status", [400, 403, 404, 405, 409, 422, 500])
+def test_a_refused_delete_is_never_counted_as_deleted(status):
+    """Only a 2xx deletes: a 4xx (the diary another user's, the route wrong) leaves the diary behind."""
+    m = ProbeMachine(MachineConfig(cleanup=True))
+    accepted(m, at=0.0)
+    m.receive(ok(0.3, 100, status_field="completed", diary={"diary_id": "d-1"}))
+    retry = m.receive(Answer(0.4, 0.5, status, {}, b'{"detail": "no"}'))
+    assert isinstance(retry, Send) and retry.method == "DELETE"  # retried once
+    assert m.receive(Answer(0.5, 0.6, status, {}, b'{"detail": "no"}')) == Done("completed")
+    assert (m.cleanup, m.cleanup_error) == ("failed", f"HTTP {status}")
+
+
 @pytest.mark.parametrize("diary_id", ["../../account?confirm=yes", "a\r\nb", None])
 def test_cleanup_never_sends_an_unsafe_diary_id(diary_id):
     m = ProbeMachine(MachineConfig(cleanup=True))
@@ -238,7 +251,8 @@ def test_hostile_strings_are_clipped_and_states_capped():
         m.receive(ok(t, 30, step_name=f"{i}" + "x" * 1_000_000, message="m" * 5000))
     rec = m.record(run_id="r", probe_id="1", target="t", label="l")
     assert max(len(s[4]) for s in rec["samples"]) <= 200
-    assert len(rec["states"]) <= 64
+    # README: "states capped (64 a probe)": the first 64 seen are kept, in order, and no more
+    assert len(rec["states"]) == 64 and rec["states"][0][1].startswith("0x") and rec["states"][-1][1].startswith("63x")
     assert len(json.dumps(rec)) < 200 * 400 + 50_000
 
 
@@ -251,3 +265,29 @@ def test_abort_keeps_what_was_measured():
     assert (rec["outcome"], rec["error"], len(rec["samples"])) == ("aborted", "interrupted", 1)
     m.abort(0.5, "cut_off", "late")  # a second stop changes nothing
     assert m.outcome == "aborted"
+
+
+TOKEN = "tok-9f3c1d7e5b2a-SECRET"
+
+
+def test_redact_record_removes_an_echoed_token_from_every_string_a_backend_sent():
+    """The driver and the Locust user write records through redact_record: a token a backend echoes in a step
+    name, a status, an error, an instance header or an id never reaches probes.jsonl."""
+    m = ProbeMachine(MachineConfig(cadence=Cadence("fine", 0.05), cleanup=True))
+    accepted(m, task_id=f"t-{TOKEN}", at=0.0)
+    m.receive(ok(0.0, 22, step_name=f"echo {TOKEN}", message=f"you sent {TOKEN}", headers={"x-instance": TOKEN}))
+    m.receive(ok(0.05, 30, status_field=f"busy-{TOKEN}"))
+    m.receive(ok(0.1, 100, status_field="completed", diary={"diary_id": f"d-{TOKEN}"}))
+    m.receive(Answer(0.2, 0.3, 500, {}, b""))
+    m.receive(TransportError(0.3, 0.4, f"ReadError: peer said {TOKEN}"))
+    record = m.record(run_id="r", probe_id="1", target="t", label="l")
+    assert TOKEN in json.dumps(record)  # the machine itself keeps what it was sent...
+    clean = redact_record(record, ["", TOKEN])
+    assert TOKEN not in json.dumps(clean)  # ...and redaction takes it out of every string
+    assert clean["samples"][0][:5] == [0.0, 200, 22, 1, f"echo {REDACTED}"]  # the rest of the row is intact
+    assert clean["samples"][1][5] == f"busy-{REDACTED}" and clean["instances"] == {REDACTED: 1}
+    assert (clean["task_id"], clean["diary_id"]) == (f"t-{REDACTED}", f"d-{REDACTED}")
+    assert clean["cleanup_error"] == f"ReadError: peer said {REDACTED}"
+    assert [REDACTED in " ".join(state[1:]) for state in clean["states"]] == [True, False, False]
+    assert redact_record({"samples": [[0.1, 200, 5, 1, "x", "processing", 0.0]]}, ["", None]) == {
+        "samples": [[0.1, 200, 5, 1, "x", "processing", 0.0]]}  # no secret: the record as it was

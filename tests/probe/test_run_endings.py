@@ -25,9 +25,9 @@ def test_sigterm_after_the_probes_still_ends_the_process(tmp_path, fixtures_dir)
     script = textwrap.dedent(f"""
         import os, signal, sys, time
         from pathlib import Path
-        from probes.cli import _terminate
+        from probes.interrupts import sigterm_interrupts
         from probes.probe.run import run_probes
-        signal.signal(signal.SIGTERM, _terminate)  # as `probes` installs it
+        sigterm_interrupts()  # as `probes` installs it
         run_probes(target=None, url=sys.argv[1], n=1, cadence="fine", quiet=True, no_slo=True,
                    out=Path({str(tmp_path)!r}), fixtures_dir=Path({str(fixtures_dir)!r}))
         try:

@@ -140,7 +140,10 @@ SCRIPTS: dict[str, Script] = {
     "retry-after-date": flow(with_poll(hostile.retry_after_date_step(3600), replace=False)),
     "echo-token": {
         "health": [hostile.echo_token_step()],
-        "poll": [Step(s.status, s.body, headers={"X-Debug-Token": "$TOKEN"}) for s in HEALTHY_POLLS],
+        # in a header, an instance id and the step name: only the last reaches a record's strings
+        "poll": [Step(s.status, {**s.body, "step_name": f"{s.body['step_name']} $TOKEN"}
+                      if s.body.get("status") == "processing" else s.body,
+                      headers={"X-Debug-Token": "$TOKEN", "X-Instance": "$TOKEN"}) for s in HEALTHY_POLLS],
     },
     "progress-float": flow(HEALTHY_POLLS[:-1] + [Step(200, hostile.odd_final_progress("float"))]),
     "progress-string": flow(HEALTHY_POLLS[:-1] + [Step(200, hostile.odd_final_progress("string"))]),
