@@ -18,7 +18,7 @@ from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_valida
 
 from probes.analysis.slo import DEFAULT_SLOS, Slo, parse_slo_table
 from probes.errors import UsageError
-from probes.probe.auth import AuthConfigError, TokenSource, parse_cognito, parse_token_command, token_source
+from probes.auth import AuthConfigError, TokenSource, parse_cognito, parse_token_command, token_source
 
 
 

@@ -87,7 +87,7 @@ def as_data(value: Any, limit: int = MAX_FIELD_CHARS) -> str:
     return text.replace("&", "&amp;").replace("<", "&lt;").replace(">", "&gt;")
 
 
-# A token command's failure as probes.probe.auth words it; only the part before its stderr is kept.
+# A token command's failure as probes.auth words it; only the part before its stderr is kept.
 _TOKEN_COMMAND_FAILURE = re.compile(
     r"token_command\b.*?\b(exited with status -?\d+|was killed by signal \d+|timed out after [\d.]+ s|"
     r"printed no token on stdout|not found|is not executable|cannot start)")

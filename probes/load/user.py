@@ -26,7 +26,7 @@ from locust.exception import StopUser
 from probes.errors import EXIT_NOT_RECORDED, os_reason
 from probes.probe import wire
 from probes.probe.body import BodyError, read_all
-from probes.probe.auth import TokenSource
+from probes.auth import TokenSource
 from probes.probe.machine import (
     Answer, Done, ProbeMachine, Refreshed, RefreshToken, Send, TransportError, redact_record,
 )

@@ -22,7 +22,7 @@ from typing import Any, Callable
 import httpx
 
 from probes.probe import wire
-from probes.probe.auth import TokenSource
+from probes.auth import TokenSource
 from probes.probe.body import BodyError, BodyReader
 from probes.probe.fingerprint import health_value
 from probes.probe.machine import (

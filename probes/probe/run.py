@@ -38,7 +38,7 @@ from probes.probe.live import LiveBars
 from probes.probe.machine import MachineConfig, redact_record
 from probes.probe.plan import ProbePlan, ProbeState
 from probes.probe.store import RunWriter, new_run_id, utc_iso
-from probes.probe.auth import TokenSource
+from probes.auth import TokenSource
 from probes.probe.store import MAX_DIAGNOSED, read_records
 from probes.probe.summary import print_diagnosis, print_slo, print_summary
 from probes.redact import redact_headers, redact_json

@@ -40,7 +40,7 @@ def test_streaks_reset_and_thresholds() -> None:
 
 def test_unreachable_reasons_never_carry_the_exception_text() -> None:
     """A token command's stderr (and a Cognito or server message) stays in the log, out of the chat channel."""
-    from probes.probe.auth import AuthError
+    from probes.auth import AuthError
 
     stderr = "password=" + "Zq9" * 5
     assert unreachable_reason(AuthError(f"token_command get-token exited with status 3: {stderr}")) == \

@@ -48,7 +48,7 @@ class Pool:
         client_id = client_id or self.client_id
         params = {"USERNAME": self.username, "PASSWORD": self.password}
         if client_id == self.secret_client_id:
-            from probes.probe.auth import secret_hash
+            from probes.auth import secret_hash
 
             params["SECRET_HASH"] = secret_hash(self.client_secret, self.username, client_id)
         answer = self.admin.initiate_auth(ClientId=client_id, AuthFlow="USER_PASSWORD_AUTH", AuthParameters=params)

@@ -14,12 +14,13 @@ import pytest
 from pydantic import BaseModel, ValidationError
 
 from probes.errors import EXIT_UNREACHABLE, EXIT_USAGE, UnreachableError, UsageError
-from probes.probe.auth import (
-    MAX_STDERR_CHARS, AuthConfigError, AuthError, CognitoConfig, CognitoToken, CommandToken, EnvToken, NoToken,
-    _unverified_claims, check_token, config_error_line, parse_cognito, run_token_command,
-    secret_hash, token_source,
+from probes.auth import (
+    AuthConfigError, AuthError, CognitoConfig, CognitoToken, CommandToken, EnvToken, NoToken, check_token,
+    parse_cognito, run_token_command, secret_hash, token_source,
 )
-from tests.probe.moto_cognito import Pool, cognito_pool
+from probes.auth.cognito import _unverified_claims, config_error_line
+from probes.auth.command import MAX_STDERR_CHARS
+from tests.auth.moto_cognito import Pool, cognito_pool
 
 PY = sys.executable
 TOKEN = "tok-9f3c1d7e5b2a-SECRET"
@@ -142,7 +143,7 @@ def test_only_one_way_to_get_a_token():
 def test_boto3_is_imported_only_when_cognito_is_used():
     code = (
         "import sys\n"
-        "import probes.probe.auth as a\n"
+        "import probes.auth as a\n"
         "src = a.token_source(cognito={'region': 'us-east-1', 'client_id': 'abc', 'refresh_token_env': 'R'},"
         " environ={'R': 'r'})\n"
         "print('boto3' in sys.modules, 'botocore' in sys.modules)\n"
@@ -578,7 +579,7 @@ def test_refresh_once_under_gevent_as_in_the_locust_user(tmp_path):
     code = (
         "from gevent import monkey; monkey.patch_all()\n"
         "import gevent, sys\n"
-        "from probes.probe.auth import CommandToken\n"
+        "from probes.auth import CommandToken\n"
         f"source = CommandToken({command!r})\n"
         "stale = source.current()\n"
         "jobs = [gevent.spawn(source.refresh, stale) for _ in range(20)]\n"
