@@ -9,12 +9,13 @@ by side with a bare aiohttp loop of the same flow (bench/bare_aiohttp_flow.py)
 against the same simulator in the same run. The simulator runs the `stuck`
 scenario so every probe stays in flight until its timeout.
 
-With --against REV the same steps also run the probe engine of another
-commit (checked out into bench/out/trees/, run by this venv's Python), in turn
+With --against REV[,REV...] the same steps also run the probe engine of other
+commits (checked out into bench/out/trees/, run by this venv's Python), in turn
 with this tree's, so a change is measured beside the commit before it in one
-run on the same machine weather (`make bench-quick` does it for HEAD~1).
+run on the same machine weather (`make bench-quick` does it for HEAD~1); with
+several revisions it is a bisect. --rounds repeats every step, in turn again.
 
-    .venv/bin/python bench/bench_probe.py [--steps 375,500,625,750] [--seconds 10] [--against REV]
+    .venv/bin/python bench/bench_probe.py [--steps 375,500,625,750] [--seconds 10] [--against REV,...] [--rounds N]
 """
 
 from __future__ import annotations
@@ -95,29 +96,37 @@ def main() -> None:
     parser = argparse.ArgumentParser()
     parser.add_argument("--steps", default="375,500,625,750")
     parser.add_argument("--seconds", type=float, default=10.0)
-    parser.add_argument("--against", metavar="REV", help="also run the probe engine of this commit, in turn")
+    parser.add_argument("--against", metavar="REV,...", help="also run the probe engine of these commits, in turn")
+    parser.add_argument("--rounds", type=int, default=1, help="run every step this many times, in turn")
+    parser.add_argument("--no-bare", action="store_true", help="leave out the bare aiohttp loop")
     args = parser.parse_args()
     steps = [int(x) for x in args.steps.split(",")]
     OUT.mkdir(parents=True, exist_ok=True)
     kinds = {"probes": lambda url, flows: probes_step(url, flows, args.seconds)}
-    if args.against:
-        tree = checkout(args.against)
-        kinds[f"probes@{args.against}"] = lambda url, flows: probes_step(url, flows, args.seconds, tree)
-    kinds["bare-aiohttp"] = lambda url, flows: bare_step(url, flows, args.seconds)
+    for rev in (args.against or "").split(","):
+        if rev:
+            tree = checkout(rev)
+            kinds[f"probes@{rev}"] = lambda url, flows, tree=tree: probes_step(url, flows, args.seconds, tree)
+    if not args.no_bare:
+        kinds["bare-aiohttp"] = lambda url, flows: bare_step(url, flows, args.seconds)
     rows = []
     with simulator_process("stuck", port=free_port()) as url:
-        for flows in steps:
-            for kind, step in kinds.items():
-                row = {"kind": kind, **step(url, flows)}
-                print(json.dumps(row), flush=True)
-                rows.append(row)
+        for round_ in range(args.rounds):
+            for flows in steps:
+                for kind, step in kinds.items():
+                    row = {"kind": kind, "round": round_, **step(url, flows)}
+                    print(json.dumps(row), flush=True)
+                    rows.append(row)
     best = {kind: max((r["flows"] for r in rows if r["kind"] == kind and r["lateness_p99"] <= GOAL_P99_S), default=0)
             for kind in kinds}
     print(json.dumps({"max_flows_p99_le_20ms": best}))
-    for flows in steps:  # the figure a closing note quotes: share of polls > 20 ms late, per engine
-        late = {r["kind"]: (f"{r['share_late_by_ms']['20']:.2%}" if "share_late_by_ms" in r
-                            else f"p99 {r['lateness_p99'] * 1000:.1f} ms") for r in rows if r["flows"] == flows}
-        print(f"{flows} flows: " + ", ".join(f"{k} {v}" for k, v in late.items()), file=sys.stderr)
+    for flows in steps:  # the figure a closing note quotes: share of polls > 20 ms late, per engine and round
+        late: dict[str, list[str]] = {}
+        for r in rows:
+            if r["flows"] == flows:
+                late.setdefault(r["kind"], []).append(f"{r['share_late_by_ms']['20']:.2%}" if "share_late_by_ms" in r
+                                                      else f"p99 {r['lateness_p99'] * 1000:.1f} ms")
+        print(f"{flows} flows: " + "; ".join(f"{k} {', '.join(v)}" for k, v in late.items()), file=sys.stderr)
 
 
 if __name__ == "__main__":
