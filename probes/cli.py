@@ -132,6 +132,10 @@ def run(
     idle_before: Annotated[float, typer.Option(
         "--idle-before", help="Wait this many seconds (after /health) before the first probe, which then runs "
                               "alone: the diagnosis compares it, cold, with the warm ones.")] = 0.0,
+    upload: Annotated[Optional[str], typer.Option(
+        help="presigned (the app's flow: presign, PUT the audio to the URL it answers, create with the URL) or "
+             "multipart (one POST of the audio). Default: the target's `upload` (presigned), multipart for --url.")]
+    = None,
 ) -> None:
     """Probe a target: upload, poll like the app, judge the SLOs, diagnose; print the run directory last.
 
@@ -143,7 +147,7 @@ def run(
         target=target, url=url, token_env=token_env, n=n, concurrency=concurrency, label=label,
         fixture=fixture, cadence=cadence, interval=interval, milestones=_csv_ints(milestones),
         timeout_s=timeout, out=out, targets_file=targets_file, fixtures_dir=fixtures_dir, quiet=quiet,
-        slo_file=slo, no_slo=no_slo, baseline=baseline, idle_before_s=idle_before,
+        slo_file=slo, no_slo=no_slo, baseline=baseline, idle_before_s=idle_before, upload=upload,
     )
     raise typer.Exit(result.code)
 

@@ -3,9 +3,12 @@
 The only I/O loop of load mode, and no decision lives here: what to send,
 when, with which timeout, and what an answer means are
 probes.probe.machine's, exactly as for `probes run`. Requests show in
-Locust's stats as "upload", "progress poll" and "cleanup" (never one name per
-task id). A finished flow's phases go to load mode's own phase table
-(probes.load.phase_stats), not into Locust's HTTP statistics.
+Locust's stats as "upload" (multipart), "presign", "object PUT", "create"
+(the presigned flow), "progress poll" and "cleanup" (never one name per task
+id, never the presigned URL: its query is a secret, and the PUT reports its
+own failure text rather than Locust's, which repeats the URL). A finished
+flow's phases go to load mode's own phase table (probes.load.phase_stats),
+not into Locust's HTTP statistics.
 """
 
 from __future__ import annotations
@@ -31,7 +34,8 @@ from probes.probe.plan import ProbePlan, utc_now
 from probes.load.rundir import RecordFile
 from probes.load.workload import ArrivalSlots, StartSpacing
 
-REQUEST_NAMES = {"upload": "upload", "poll": "progress poll", "cleanup": "cleanup"}
+REQUEST_NAMES = {"upload": "upload", "presign": "presign", "put": "object PUT", "create": "create",
+                 "poll": "progress poll", "cleanup": "cleanup"}
 CHUNK = 64 * 1024
 
 
@@ -147,6 +151,8 @@ class LocustFlow:
 
     def _send(self, send: Send, token: str | None) -> Answer | TransportError:
         start = self.now()
+        if send.kind == "put":
+            return self._put(send, start)
         headers = {**self.context.headers, **wire.auth_header(token)}
         name = REQUEST_NAMES[send.kind]
         try:
@@ -155,6 +161,11 @@ class LocustFlow:
                     files, data = wire.upload_form(self.plan.fixture, self.plan.audio)
                     response = self.client.request("POST", send.path, files=files, data=data, headers=headers,
                                                    name=name, stream=True)
+                elif send.kind in ("presign", "create"):
+                    forms = self.plan.forms
+                    body = forms.presign if send.kind == "presign" else forms.create(send.object_url)
+                    response = self.client.request("POST", send.path, data=body, name=name, stream=True,
+                                                   headers={**headers, "Content-Type": forms.content_type})
                 else:
                     response = self.client.request(send.method, send.path, headers=headers, name=name, stream=True)
                 if not response.status_code:  # a network error: Locust hands back an ErrorResponse
@@ -173,6 +184,41 @@ class LocustFlow:
         if send.kind == "upload":  # the fingerprint keeps the accepted upload's headers: a plain mapping
             headers = {k.lower(): v for k, v in got.items()}
         return Answer(start, self.now(), response.status_code, headers, body, epoch_s=time.time())
+
+    def _put(self, send: Send, start: float) -> Answer | TransportError:
+        """The object PUT: Content-Type and nothing of the app's (no token, no X-User-Name; identity encoding,
+        else Locust asks for br, which no bounded decoder reads), no redirect followed, and Locust told the
+        outcome in words without the URL."""
+        headers = {"Content-Type": str(self.plan.fixture["content_type"]), "Accept-Encoding": "identity"}
+        try:
+            with gevent.Timeout(send.timeout_s), self.client.request(
+                    "PUT", send.object_url, data=self.plan.audio, headers=headers, name=REQUEST_NAMES["put"],
+                    stream=True, catch_response=True, allow_redirects=False) as response:
+                try:
+                    event = self._read_put(response, start)
+                except (BodyError, ValueError, *FAILURE_EXCEPTIONS) as exc:
+                    event = TransportError(start, self.now(), f"{type(exc).__name__}: {exc}")
+                if isinstance(event, Answer) and event.status == 200:
+                    response.success()
+                else:
+                    response.failure(wire.object_put_error(event.status, event.body)
+                                     if isinstance(event, Answer) else event.error.split(":", 1)[0])
+                return event
+        except gevent.Timeout:
+            return TransportError(start, self.now(), f"Timeout: no whole answer in {send.timeout_s:g} s")
+        except (ValueError, *FAILURE_EXCEPTIONS) as exc:  # the request itself could not be made
+            return TransportError(start, self.now(), f"{type(exc).__name__}: {exc}")
+
+    def _read_put(self, response: Any, start: float) -> Answer | TransportError:
+        if not response.status_code:
+            error = getattr(response, "error", None)
+            return TransportError(start, self.now(), f"{type(error).__name__}: {error}")
+        got = _Headers(response.headers)
+        body = read_all(response.iter_content(CHUNK, decode_content=False), got.get("content-encoding"))
+        raw = getattr(response, "_response", None)
+        if raw is not None and not getattr(raw, "message_complete", True):
+            return TransportError(start, self.now(), "RemoteProtocolError: server disconnected mid-answer")
+        return Answer(start, self.now(), response.status_code, got, body, epoch_s=time.time())
 
     def record(self) -> dict[str, Any]:
         return self.machine.record(run_id=self.plan.run_id, probe_id=self.probe_id, target=self.plan.target,
@@ -226,14 +272,15 @@ class ProbeUser(FastHttpUser):
         try:
             record = flow.run()
         except GreenletExit:
-            _keep(context, flow.record(), lateness)  # cut off by the end of the run: on disk all the same
+            _keep(context, flow.record(), lateness, flow.machine.secrets)  # cut off by the end of the run: kept
             raise
-        _keep(context, record, lateness)
+        _keep(context, record, lateness, flow.machine.secrets)
 
 
-def _keep(context: LoadContext, record: dict[str, Any], lateness: float | None) -> None:
-    if context.tokens is not None:
-        record = redact_record(record, context.tokens.secrets())
+def _keep(context: LoadContext, record: dict[str, Any], lateness: float | None, secrets: tuple[str, ...] = ()
+          ) -> None:
+    """The record on disk, with the token(s) and the flow's presigned URL secrets redacted by value."""
+    record = redact_record(record, (*(context.tokens.secrets() if context.tokens is not None else ()), *secrets))
     record["start_lateness_s"] = None if lateness is None else round(lateness, 6)
     context.records.append(record)
     if context.on_record is not None:

@@ -21,6 +21,9 @@ from tests.servers import SCRIPTS, scripted_server
 ROOT = Path(__file__).resolve().parents[2]
 
 
+MULTIPART = 'upload = "multipart"'  # the scripted servers' flow (tests/servers)
+
+
 def write_targets(path: Path, url: str, extra: str = "") -> Path:
     path.write_text(f'[targets.t]\nbase_url = "{url}"\n{extra}\n', encoding="utf-8")
     return path
@@ -130,7 +133,7 @@ def test_a_401_mid_run_refreshes_the_token_once_and_repeats_the_request(tmp_path
                       f'echo "token-$n"\n')
     helper.chmod(helper.stat().st_mode | stat.S_IEXEC)
     with scripted_server(SCRIPTS["auth-expiry"]) as base:
-        targets = write_targets(tmp_path / "targets.toml", base, f'token_command = "{helper}"')
+        targets = write_targets(tmp_path / "targets.toml", base, f'token_command = "{helper}"\n{MULTIPART}')
         result = run_probes(target="t", n=1, cadence="fine", interval=0.05, targets_file=targets,
                             fixtures_dir=fixtures_dir, out=tmp_path / "runs", quiet=True, no_slo=True)
         tokens = [r.token for r in base.of("poll")]
@@ -148,7 +151,7 @@ def test_a_401_mid_run_refreshes_the_token_once_and_repeats_the_request(tmp_path
 def test_a_second_401_is_an_auth_error_exit_3(tmp_path, fixtures_dir):
     """The same token after a refresh (the variable did not change): the probe gives up as the app would."""
     with scripted_server(SCRIPTS["auth-expiry"]) as base:
-        targets = write_targets(tmp_path / "targets.toml", base, 'token_env = "PROBES_T"')
+        targets = write_targets(tmp_path / "targets.toml", base, f'token_env = "PROBES_T"\n{MULTIPART}')
         os.environ["PROBES_T"] = "stale-token"
         try:
             result = run_probes(target="t", n=1, cadence="fine", interval=0.05, targets_file=targets,

@@ -1,0 +1,115 @@
+"""The app's presigned upload flow against the simulator, over real HTTP on loopback (issue 17).
+
+    ground truth   both variants (with base64, URL only) complete; presign_s, put_s and create_s are
+                   within 25 ms of GET /_sim/tasks/{id}/upload; t_s 0 is the presign's start; the URL-only
+                   variant shows the backend's extra first state, 15 % 音频已上传; one variant over the
+                   fast transport (big runs), one over the httpx client
+    forged/expired presign-broken (a stale signing secret) and a backend whose clock is two hours
+                   behind (the URL expired when signed): upload_error naming the step and S3's code, exit 3,
+                   and no signature on disk or on stdout/stderr
+"""
+
+from __future__ import annotations
+
+import json
+import re
+import subprocess
+import sys
+from datetime import datetime
+from pathlib import Path
+
+import httpx
+import pytest
+
+from probes.probe.run import run_probes
+from probes.sim.server import simulator_process
+
+from .conftest import read_run
+
+ROOT = Path(__file__).resolve().parents[2]
+SLACK_S = 0.025
+HEX64 = re.compile(r"(?<![0-9a-f])[0-9a-f]{64}(?![0-9a-f])")
+
+
+def targets(tmp_path: Path, url: str, extra: str = "") -> Path:
+    path = tmp_path / "targets.toml"
+    path.write_text(f'[targets.sim]\nbase_url = "{url}"\n{extra}\n')
+    return path
+
+
+def upload_truth(base_url: str, task_id: str) -> dict:
+    return httpx.get(f"{base_url}/_sim/tasks/{task_id}/upload", trust_env=False).json()
+
+
+def span(step: dict) -> float:
+    return step["end_s"] - step["start_s"]
+
+
+@pytest.mark.parametrize("variant, extra, fast", [("base64", "", False),
+                                                  ("url", "presigned_base64 = false", True)])
+def test_presigned_phases_match_the_simulators_ground_truth(tmp_path, fixtures_dir, capsys, variant, extra, fast):
+    with simulator_process("fast", time_scale=0.1) as url:
+        result = run_probes(target="sim", n=2, concurrency=2, cadence="fine", interval=0.05, no_slo=True, quiet=True,
+                            targets_file=targets(tmp_path, url, extra), fixtures_dir=fixtures_dir,
+                            out=tmp_path / "runs", fast=fast)
+        truths = [upload_truth(url, r["task_id"]) for r in result.records]
+        walls = [httpx.get(f"{url}/_sim/tasks/{r['task_id']}", trust_env=False).json()["t0_wall"]
+                 for r in result.records]
+    capsys.readouterr()
+    meta, records = read_run(result.run_dir)
+    assert result.code == 0 and meta["upload"] == {"flow": "presigned", "base64": variant == "base64"}
+    for record, truth, wall in zip(records, truths, walls):
+        assert (record["outcome"], record["upload"], record["failed_step"]) == ("completed", "presigned", None)
+        assert truth["variant"] == variant and truth["put"]["status"] == 200 and truth["put"]["attempts"] == 1
+        assert truth["put"]["bytes"] == meta["fixture"]["bytes"]
+        for key, step in (("presign_s", "presign"), ("put_s", "put"), ("create_s", "create")):
+            # the probe's request, start to answer, holds the server's handling of it
+            assert -1e-3 <= record[key] - span(truth[step]) <= SLACK_S, (key, record[key], truth[step])
+        # t_s 0 is the presign's start: the create began (create.start_s = 0 on the simulator's clock) after
+        # the presign, the PUT and the gaps between them, and the record's upload_s ends with the create
+        create_start = record["upload_s"] - record["create_s"]
+        assert abs(create_start - (0.0 - truth["presign"]["start_s"])) <= SLACK_S, (create_start, truth)
+        started = datetime.fromisoformat(record["started_at"].replace("Z", "+00:00")).timestamp()
+        assert abs((wall - started) - create_start) <= SLACK_S  # the same, through the two wall clocks
+        first = record["samples"][0]
+        if variant == "url":  # the backend fetches the object first: its extra first state
+            assert (first[2], first[4]) == (15, "音频已上传"), record["samples"][:3]
+            assert truth["fetch"]["ok"] is True
+        else:
+            assert all(row[2] != 15 for row in record["samples"]), record["samples"][:3]
+            assert truth["fetch"] is None
+        assert record["shown_model"] and record["shown_done_s"] >= record["total_s"]
+        assert record["shown_held_32_s"] is not None and record["shown_lag_max_s"] is not None
+
+
+EXPIRED_SCENARIO = """# the backend's clock is two hours behind: every URL it signs expired an hour before it was made
+description = "presigned URLs signed two hours in the past: every PUT 403 AccessDenied Request has expired"
+[presigned]
+clock_skew_s = -7200.0
+"""
+
+
+@pytest.mark.parametrize("scenario, error", [
+    ("presign-broken", "object PUT: HTTP 403 SignatureDoesNotMatch"),
+    ("expired", "object PUT: HTTP 403 AccessDenied (Request has expired)"),
+])
+def test_a_forged_or_expired_presigned_url_is_an_upload_error_exit_3(tmp_path, fixtures_dir, scenario, error):
+    if scenario == "expired":
+        (tmp_path / "expired.toml").write_text(EXPIRED_SCENARIO)
+        scenario = str(tmp_path / "expired.toml")
+    with simulator_process(scenario, time_scale=0.1) as url:
+        proc = subprocess.run([sys.executable, "-m", "probes", "run", "--url", url, "--upload", "presigned", "-n", "2",
+                               "--concurrency", "2", "--fixtures", str(fixtures_dir), "--out", str(tmp_path / "runs"),
+                               "--cadence", "fine", "--interval", "0.05"],
+                              cwd=ROOT, capture_output=True, text=True, timeout=60)
+    assert proc.returncode == 3, proc.stderr[-2000:]
+    assert "Traceback" not in proc.stderr
+    run_dir = Path(proc.stdout.strip().splitlines()[-1])
+    meta, records = read_run(run_dir)
+    assert [(r["outcome"], r["error"], r["failed_step"]) for r in records] == [("upload_error", error, "put")] * 2
+    assert all(r["put_s"] is not None and r["create_s"] is None for r in records)
+    # the presigned URL's query (its signature, its credential) is a secret: nowhere on disk or in the output
+    for text in [proc.stdout, proc.stderr] + [p.read_text(errors="replace") for p in run_dir.rglob("*")
+                                              if p.is_file()]:
+        assert "X-Amz-" not in text and "SIMULATOR%2F" not in text and "SIMULATOR/" not in text
+        assert set(HEX64.findall(text)) <= {meta["fixture"]["sha256"]}  # a signature is 64 hex characters
