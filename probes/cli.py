@@ -139,7 +139,7 @@ def run(
 ) -> None:
     """Probe a target: upload, poll like the app, judge the SLOs, diagnose; print the run directory last.
 
-    Exit 0 when every SLO holds (defaults: total p90 <= 15 s, held at 32 % p90 <= 3 s, transcription p90 <= 8 s, every probe completed), 1 when one is broken or the baseline comparison finds a regression, 2 bad usage, 3 the target could not be reached or authenticated, 130 interrupted.
+    Exit 0 when every SLO holds (defaults: total p90 <= 15 s, the bar the user sees held at 32 % p90 <= 3 s, transcription p90 <= 8 s, every probe completed), 1 when one is broken or the baseline comparison finds a regression, 2 bad usage, 3 the target could not be reached or authenticated, 130 interrupted.
     """
     from probes.probe.run import run_probes
 

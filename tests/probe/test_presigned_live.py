@@ -4,6 +4,7 @@
                    within 25 ms of GET /_sim/tasks/{id}/upload; t_s 0 is the presign's start; the URL-only
                    variant shows the backend's extra first state, 15 % 音频已上传; one variant over the
                    fast transport (big runs), one over the httpx client
+    slow-s3        3 probes on fast, 3 on slow-s3: `probes compare` names put_s a regression, not the rest
     forged/expired presign-broken (a stale signing secret) and a backend whose clock is two hours
                    behind (the URL expired when signed): upload_error naming the step and S3's code, exit 3,
                    and no signature on disk or on stdout/stderr
@@ -80,6 +81,26 @@ def test_presigned_phases_match_the_simulators_ground_truth(tmp_path, fixtures_d
             assert truth["fetch"] is None
         assert record["shown_model"] and record["shown_done_s"] >= record["total_s"]
         assert record["shown_held_32_s"] is not None and record["shown_lag_max_s"] is not None
+
+
+def test_slow_s3_makes_put_s_the_regression_in_compare(tmp_path, fixtures_dir, capsys):
+    from probes.report.compare import run_compare
+
+    runs = {}
+    for scenario in ("fast", "slow-s3"):  # one seed: both jobs draw the same latencies, only the PUT differs
+        with simulator_process(scenario, time_scale=0.1, seed=14) as url:
+            runs[scenario] = run_probes(target="sim", n=3, concurrency=3, cadence="fine", interval=0.05, quiet=True,
+                                        no_slo=True, targets_file=targets(tmp_path, url), fixtures_dir=fixtures_dir,
+                                        out=tmp_path / "runs", label=scenario)
+    assert all(r["outcome"] == "completed" for run in runs.values() for r in run.records)
+    regression = run_compare(runs["fast"].run_dir, runs["slow-s3"].run_dir, out=tmp_path / "cmp")
+    capsys.readouterr()
+    verdicts = {m["metric"]: m["verdict"] for m in json.loads((tmp_path / "cmp" / "comparison.json").read_text())[
+        "metrics"]}
+    assert regression and verdicts["put_s"] == "regression", verdicts
+    # the time went to the object PUT and nowhere else of the upload or the job
+    assert {verdicts[m] for m in ("presign_s", "create_s", "transcription_s")} == {"no change"}, verdicts
+    assert min(r["put_s"] for r in runs["slow-s3"].records) / 0.1 > 3.0  # ~3.3 scenario seconds for 41 KB
 
 
 EXPIRED_SCENARIO = """# the backend's clock is two hours behind: every URL it signs expired an hour before it was made
