@@ -13,6 +13,7 @@ healthy flow behind the app's presigned upload (presign, PUT to the server's
 from __future__ import annotations
 
 import asyncio
+import base64
 import json
 import os
 import subprocess
@@ -28,7 +29,10 @@ from probes.probe.driver import HttpSide, Probe
 from probes.probe.machine import Answer, Done, ProbeMachine, Refreshed, RefreshToken, Send, TransportError
 from tests.probe.table_plan import CountingTokens, plan
 from tests.servers import SCRIPTS, scripted_server
-from tests.servers.scripted import SIGNATURE, Recorded, ScriptedServer, _encode, _fill
+from tests.probe.table_plan import AUDIO
+from tests.servers.scripted import (
+    OBJECT_PATH, SIGNATURE, Recorded, ScriptedServer, _encode, _fill, task_id_for,
+)
 
 ROOT = Path(__file__).resolve().parents[2]
 LATENCY_S = 0.002
@@ -142,11 +146,11 @@ def test_three_runners_agree(script: str) -> None:
     with scripted_server(played) as base:
         over_httpx = run_httpx(base, *case)
         httpx_tokens = [r.token for r in base.of("poll")]
-        httpx_puts = base.of("put")
+        httpx_puts, httpx_creates = base.of("put"), base.of("create")
     with scripted_server(played) as base:
         under_locust = run_locust(base, *case)
         locust_tokens = [r.token for r in base.of("poll")]
-        locust_puts = base.of("put")
+        locust_puts, locust_creates = base.of("put"), base.of("create")
     expected = comparable(alone)
     assert comparable(over_httpx) == expected
     assert comparable(under_locust) == expected
@@ -160,6 +164,22 @@ def test_three_runners_agree(script: str) -> None:
         assert put.header("content-type") == "audio/m4a" and put.body_size == 2000, put.headers
         assert not names & {"authorization", "cookie", "x-user-name"}, put.headers
         assert "?X-Amz-Algorithm=" in put.target and put.target.endswith(SIGNATURE)
+    for create in httpx_creates + locust_creates:  # the app's form: the object's final URL, the duration, base64
+        fields = form_fields(create)
+        origin = f"http://{create.header('host')}"  # the server's own, as its presign named it
+        assert fields["audio_url"] == origin + OBJECT_PATH.replace("$TASK_ID", task_id_for(1)), fields
+        assert fields["duration"] == "5" and fields["audio_filename"] == "recording.m4a"
+        assert fields["audio_content_type"] == "audio/m4a" and base64.b64decode(fields["audio_content_base64"]) == AUDIO
+
+
+def form_fields(request: Recorded) -> dict[str, str]:
+    """The text fields of a multipart/form-data request the server recorded."""
+    boundary = request.header("content-type").split("boundary=", 1)[1]
+    fields = {}
+    for part in request.body.decode().split(f"--{boundary}")[1:-1]:
+        head, _, value = part.partition("\r\n\r\n")
+        fields[head.split('name="', 1)[1].split('"', 1)[0]] = value.removesuffix("\r\n")
+    return fields
 
 
 def test_the_table_covers_what_each_script_is_for() -> None:
