@@ -1,7 +1,9 @@
 """The app's presigned upload flow against the simulator, over real HTTP on loopback (issue 17).
 
     ground truth   both variants (with base64, URL only) complete; presign_s, put_s and create_s are
-                   within 25 ms of GET /_sim/tasks/{id}/upload; t_s 0 is the presign's start; the URL-only
+                   within 25 ms of GET /_sim/tasks/{id}/upload (on a scenario whose presign and PUT take
+                   tens of milliseconds, so a swapped or misplaced span cannot hide in the slack); t_s 0 is
+                   the presign's start; the URL-only
                    variant shows the backend's extra first state, 15 % 音频已上传; one variant over the
                    fast transport (big runs), one over the httpx client
     slow-s3        3 probes on fast, 3 on slow-s3: `probes compare` names put_s a regression, not the rest
@@ -46,10 +48,19 @@ def span(step: dict) -> float:
     return step["end_s"] - step["start_s"]
 
 
+# fast's job, with an upload slow enough to measure: presign 40 ms, PUT 70 ms at time scale 0.1
+SLOW_UPLOAD = """description = "fast, with a presign of 0.4 s and a PUT of 0.7 s"
+[presigned]
+presign = { s = 0.4 }
+put = { s = 0.7 }
+"""
+
+
 @pytest.mark.parametrize("variant, extra, fast", [("base64", "", False),
                                                   ("url", "presigned_base64 = false", True)])
 def test_presigned_phases_match_the_simulators_ground_truth(tmp_path, fixtures_dir, capsys, variant, extra, fast):
-    with simulator_process("fast", time_scale=0.1) as url:
+    (tmp_path / "slow-upload.toml").write_text(SLOW_UPLOAD)
+    with simulator_process(str(tmp_path / "slow-upload.toml"), time_scale=0.1) as url:
         result = run_probes(target="sim", n=2, concurrency=2, cadence="fine", interval=0.05, no_slo=True, quiet=True,
                             targets_file=targets(tmp_path, url, extra), fixtures_dir=fixtures_dir,
                             out=tmp_path / "runs", fast=fast)
@@ -63,9 +74,13 @@ def test_presigned_phases_match_the_simulators_ground_truth(tmp_path, fixtures_d
         assert (record["outcome"], record["upload"], record["failed_step"]) == ("completed", "presigned", None)
         assert truth["variant"] == variant and truth["put"]["status"] == 200 and truth["put"]["attempts"] == 1
         assert truth["put"]["bytes"] == meta["fixture"]["bytes"]
+        assert span(truth["presign"]) >= 0.04 and span(truth["put"]) >= 0.07
         for key, step in (("presign_s", "presign"), ("put_s", "put"), ("create_s", "create")):
             # the probe's request, start to answer, holds the server's handling of it
             assert -1e-3 <= record[key] - span(truth[step]) <= SLACK_S, (key, record[key], truth[step])
+        # the PUT ended when the server answered it: on the probe's clock, that many seconds before the create
+        put_end = truth["put"]["end_s"] - truth["presign"]["start_s"]
+        assert -1e-3 <= record["put_end_s"] - put_end <= SLACK_S, (record["put_end_s"], put_end)
         # t_s 0 is the presign's start: the create began (create.start_s = 0 on the simulator's clock) after
         # the presign, the PUT and the gaps between them, and the record's upload_s ends with the create
         create_start = record["upload_s"] - record["create_s"]
