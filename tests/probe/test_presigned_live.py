@@ -84,6 +84,8 @@ def test_presigned_phases_match_the_simulators_ground_truth(tmp_path, fixtures_d
         # t_s 0 is the presign's start: the create began (create.start_s = 0 on the simulator's clock) after
         # the presign, the PUT and the gaps between them, and the record's upload_s ends with the create
         create_start = record["upload_s"] - record["create_s"]
+        steps = record["presign_s"] + record["put_s"] + record["create_s"]
+        assert 0 <= record["upload_s"] - steps <= SLACK_S  # their sum, and the harness's gaps between them
         assert abs(create_start - (0.0 - truth["presign"]["start_s"])) <= SLACK_S, (create_start, truth)
         started = datetime.fromisoformat(record["started_at"].replace("Z", "+00:00")).timestamp()
         assert abs((wall - started) - create_start) <= SLACK_S  # the same, through the two wall clocks
