@@ -25,7 +25,7 @@ from locust.contrib.fasthttp import FAILURE_EXCEPTIONS, FastHttpSession, FastHtt
 from locust.exception import StopUser
 
 from probes.probe import wire
-from probes.probe.body import BodyError, read_all
+from probes.probe.body import MAX_BODY_BYTES, BodyError, BodyTooLarge, read_all
 from probes.probe.auth import TokenSource
 from probes.probe.machine import (
     Answer, Done, ProbeMachine, Refreshed, RefreshToken, Send, TransportError, redact_record,
@@ -109,6 +109,18 @@ class _Headers:
         return [(str(k), str(self.get(k))) for k in self._headers.keys()]
 
 
+def _body(response: Any, content_encoding: str | None) -> bytes:
+    """The answer's body within MAX_BODY_BYTES: streamed and decoded step by step, or, for a status
+    geventhttpclient calls bad (4xx, 5xx), the body it already read and decoded to log the exchange and
+    then released (streaming it again yields nothing): S3's error code and a rejection's reason are there."""
+    cached = getattr(response, "_cached_content", None)
+    if isinstance(cached, bytes):
+        if len(cached) > MAX_BODY_BYTES:
+            raise BodyTooLarge(f"answer over {MAX_BODY_BYTES // 1024} KB decoded")
+        return cached
+    return read_all(response.iter_content(CHUNK, decode_content=False), content_encoding)
+
+
 class LocustFlow:
     """One upload-and-poll flow over a FastHttpSession; `run()` returns its probes.jsonl record."""
 
@@ -172,7 +184,7 @@ class LocustFlow:
                     error = getattr(response, "error", None)
                     return TransportError(start, self.now(), f"{type(error).__name__}: {error}")
                 got = _Headers(response.headers)
-                body = read_all(response.iter_content(CHUNK, decode_content=False), got.get("content-encoding"))
+                body = _body(response, got.get("content-encoding"))
                 raw = getattr(response, "_response", None)  # iter_content ends quietly when the server hangs up
                 if raw is not None and not getattr(raw, "message_complete", True):
                     return TransportError(start, self.now(), "RemoteProtocolError: server disconnected mid-answer")
@@ -214,7 +226,7 @@ class LocustFlow:
             error = getattr(response, "error", None)
             return TransportError(start, self.now(), f"{type(error).__name__}: {error}")
         got = _Headers(response.headers)
-        body = read_all(response.iter_content(CHUNK, decode_content=False), got.get("content-encoding"))
+        body = _body(response, got.get("content-encoding"))
         raw = getattr(response, "_response", None)
         if raw is not None and not getattr(raw, "message_complete", True):
             return TransportError(start, self.now(), "RemoteProtocolError: server disconnected mid-answer")

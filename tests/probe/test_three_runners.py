@@ -28,10 +28,11 @@ from probes.probe import wire
 from probes.probe.driver import HttpSide, Probe
 from probes.probe.machine import Answer, Done, ProbeMachine, Refreshed, RefreshToken, Send, TransportError
 from tests.probe.table_plan import CountingTokens, plan
-from tests.servers import SCRIPTS, scripted_server
+from tests.servers import SCRIPTS, Step, flow, scripted_server
+from tests.servers.scripts import HEALTHY_POLLS
 from tests.probe.table_plan import AUDIO
 from tests.servers.scripted import (
-    OBJECT_PATH, SIGNATURE, Recorded, ScriptedServer, _encode, _fill, task_id_for,
+    OBJECT_PATH, SIGNATURE, Recorded, Script, ScriptedServer, _encode, _fill, task_id_for,
 )
 
 ROOT = Path(__file__).resolve().parents[2]
@@ -40,6 +41,7 @@ TOLERANCE_S = 0.12
 CASES = {  # script: (cadence, interval, timeout_s, cleanup[, upload])
     "healthy": ("fine", 0.05, 10.0, True),
     "presigned": ("fine", 0.05, 10.0, True, "presigned"),
+    "presigned-forged": ("fine", 0.05, 10.0, False, "presigned"),
     "404-then-ok": ("app", 0.0, 10.0, False),
     "429-retry-after": ("fine", 0.05, 10.0, False),
     "5xx-burst": ("fine", 0.05, 10.0, False),
@@ -48,7 +50,15 @@ CASES = {  # script: (cadence, interval, timeout_s, cleanup[, upload])
     "auth-expiry": ("fine", 0.05, 10.0, False),
     "cut-off": ("fine", 0.05, 10.0, False),
 }
-SCRIPT_OF = {"presigned": "healthy"}  # a case that plays another case's script
+# S3 refuses the signature and repeats it in its error document, as S3 does (SignatureProvided)
+FORGED = Step(403, "<Error><Code>SignatureDoesNotMatch</Code><Message>The request signature we calculated does "
+              f"not match</Message><SignatureProvided>{SIGNATURE}</SignatureProvided></Error>",
+              headers={"Content-Type": "application/xml"})
+SCRIPT_OF = {"presigned": SCRIPTS["healthy"], "presigned-forged": flow(HEALTHY_POLLS, put=[FORGED])}
+
+
+def script_of(case: str) -> Script:
+    return SCRIPT_OF.get(case) or SCRIPTS[case]
 EXACT = ("outcome", "error", "task_id", "diary_id", "cleanup", "cleanup_error", "refreshes", "upload",
          "upload_status", "failed_step", "poll_count", "poll_errors", "regressions", "states", "instances",
          "shown_model")
@@ -59,7 +69,7 @@ TIMED = ("total_s", "end_s", "transcription_s", "upload_s", "presign_s", "put_s"
 def run_machine_alone(script: str, cadence: str, interval: float, timeout: float, cleanup: bool,
                       upload: str = "multipart") -> dict:
     """The machine on a virtual clock, answered by the script's own step logic (no sockets)."""
-    server = ScriptedServer(SCRIPTS[SCRIPT_OF.get(script, script)])
+    server = ScriptedServer(script_of(script))
     tokens = CountingTokens()
     machine = ProbeMachine(plan(cadence, interval or 0.05, timeout, cleanup, upload).config)
     now, token, action = 0.0, tokens.current(), machine.start()
@@ -107,7 +117,11 @@ def run_locust(base_url: str, cadence: str, interval: float, timeout: float, cle
     env = {**os.environ, "PYTHONPATH": str(ROOT)}
     proc = subprocess.run(cmd, cwd=ROOT, env=env, capture_output=True, text=True, timeout=60)
     assert proc.returncode == 0, proc.stderr[-2000:]
-    return json.loads(proc.stdout.strip().splitlines()[-1])
+    record = json.loads(proc.stdout.strip().splitlines()[-1])
+    # what Locust's statistics got of each request: its name and failure text (its CSV and HTML show them)
+    for name, failure in record.pop("locust_requests"):
+        assert SIGNATURE not in f"{name} {failure}" and "_s3" not in name and "X-Amz" not in f"{name} {failure}"
+    return record
 
 
 def comparable(record: dict[str, Any]) -> dict[str, Any]:
@@ -141,7 +155,7 @@ def assert_times_agree(a: dict[str, Any], b: dict[str, Any], who: str) -> None:
 @pytest.mark.parametrize("script", list(CASES))
 def test_three_runners_agree(script: str) -> None:
     case = CASES[script]
-    played = SCRIPTS[SCRIPT_OF.get(script, script)]
+    played = script_of(script)
     alone = run_machine_alone(script, *case)
     with scripted_server(played) as base:
         over_httpx = run_httpx(base, *case)
@@ -159,6 +173,9 @@ def test_three_runners_agree(script: str) -> None:
     assert_times_agree(alone, under_locust, "locust")
     presigned = case[4:] == ("presigned",)
     assert len(httpx_puts) == len(locust_puts) == int(presigned)
+    if script == "presigned-forged":
+        assert (alone["outcome"], alone["error"], alone["failed_step"]) == (
+            "upload_error", "object PUT: HTTP 403 SignatureDoesNotMatch", "put")
     for put in httpx_puts + locust_puts:  # the object PUT carries the audio and only what S3 needs
         names = {k.lower() for k, _ in put.headers}
         assert put.header("content-type") == "audio/m4a" and put.body_size == 2000, put.headers
@@ -185,7 +202,8 @@ def form_fields(request: Recorded) -> dict[str, str]:
 def test_the_table_covers_what_each_script_is_for() -> None:
     """The scripts end where they should: the table would pass vacuously if every runner failed alike."""
     outcomes = {s: run_machine_alone(s, *CASES[s])["outcome"] for s in CASES}
-    assert outcomes == {"healthy": "completed", "presigned": "completed", "404-then-ok": "completed",
+    assert outcomes == {"healthy": "completed", "presigned": "completed", "presigned-forged": "upload_error",
+                        "404-then-ok": "completed",
                         "429-retry-after": "completed",
                         "5xx-burst": "completed", "stuck": "timeout", "failed": "failed",
                         "auth-expiry": "completed", "cut-off": "completed"}
