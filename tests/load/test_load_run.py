@@ -106,6 +106,11 @@ def test_closed_run_phase_rows_match_records_and_agree_with_probes_run(tmp_path,
         text = path.read_text(errors="replace") if path.is_file() else ""
         assert "X-Amz-" not in text and "SIMULATOR%2F" not in text, path
         assert set(re.findall(r"\b[0-9a-f]{64}\b", text)) <= {meta["fixture"]["sha256"]}, path
+    # the bar the user sees, replayed in scenario seconds by both (load mode reads the time scale from run.json)
+    for key in ("shown_held_32_s", "shown_lag_max_s"):
+        bars = [statistics.median(r[key] for r in rs) for rs in (records, reference)]
+        print(f"median {key}: load {bars[0]:.3f} s, probes run {bars[1]:.3f} s")
+        assert abs(bars[0] - bars[1]) <= 0.8 * 0.3 + SLACK_S, (key, bars)  # one tick of the app's timer at 0.3
     for key in ("32", "88", "total"):
         load_median, run_median = medians(records, key), medians(reference, key)
         print(f"median {key}: load {load_median:.3f} s, probes run {run_median:.3f} s")
@@ -123,9 +128,12 @@ def test_open_model_holds_the_arrival_rate_while_the_backend_is_slow(tmp_path, l
     # model of the same pool would slow its arrivals down with the backend.
     with simulator_process("stale-32", time_scale=0.2) as url:
         run = run_load(*load_args(tmp_path, load_fixtures, url, "--model", "open", "--rate", "4", "--users", "80",
-                                  "--duration", "15s", "--stop-timeout", "0", "--no-report"), cwd=tmp_path)
+                                  "--duration", "15s", "--stop-timeout", "0", "--no-report", "--upload", "multipart"),
+                       cwd=tmp_path)
     assert run.code == 0, run.stderr[-2000:]
     records = run.records()
+    assert {r["upload"] for r in records} == {"multipart"}  # --upload overrides the target's presigned
+    assert json.loads((run.run_dir / "run.json").read_text())["upload"] == {"flow": "multipart", "base64": None}
     print(f"open model: {len(records)} flows, arrival rate {arrival_rate(records):.3f}/s (target 4)")
     assert abs(arrival_rate(records) - 4.0) <= 0.4, arrival_rate(records)
     lateness = sorted(r["start_lateness_s"] for r in records)
