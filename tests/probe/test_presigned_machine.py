@@ -92,6 +92,23 @@ def test_the_shown_bar_replays_in_the_apps_seconds_on_a_time_scaled_run():
         assert scaled[key] == pytest.approx(real[key] * 0.1, abs=1e-6), key
 
 
+def test_the_bar_starts_its_climb_to_20_when_the_put_ends_not_when_the_create_does():
+    """A create that takes 1.7 s after the PUT: the app's bar was at 20 % already (the PUT's 100 %), so the
+    first answer (22 %) shows within one short animation; replayed without the PUT's end it would lag 1.5 s."""
+    m = ProbeMachine(CONFIG)
+    through_put(m)
+    m.receive(Answer(0.02, 0.3, 200, {}, b""))
+    m.receive(Answer(0.3, 2.0, 200, {}, json.dumps({"task_id": "t"}).encode()))
+    for t in (2.0, 2.5, 3.0, 3.5):
+        m.receive(progress(t, 22))
+    m.receive(progress(4.0, 100, "completed", diary={"diary_id": "d"}))
+    rec = m.record(run_id="r", probe_id="1", target="t", label="l")
+    with_put = shown_metrics(shown_timeline(rec["samples"], created_s=2.0, put_end_s=0.3))
+    without = shown_metrics(shown_timeline(rec["samples"], created_s=2.0))
+    assert rec["shown_lag_max_s"] == pytest.approx(with_put["shown_lag_max_s"], abs=1e-6)
+    assert without["shown_lag_max_s"] > with_put["shown_lag_max_s"] + 0.5
+
+
 @pytest.mark.parametrize("status, body, error", [
     (403, FORBIDDEN_XML, "object PUT: HTTP 403 SignatureDoesNotMatch"),
     (403, EXPIRED_XML, "object PUT: HTTP 403 AccessDenied (Request has expired)"),
