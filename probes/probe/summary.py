@@ -74,7 +74,8 @@ def print_summary(records: list[dict[str, Any]], time_scale: float | None = None
         title += f" (time-scaled run x{time_scale:g}; shown in scenario seconds)"
     table = Table(title=title)
     for column in ("target / label", "n, outcomes", "metric", "p50", "p90", "max"):
-        table.add_column(column, justify="right" if column in ("p50", "p90", "max") else "left")
+        table.add_column(column, justify="right" if column in ("p50", "p90", "max") else "left",
+                         no_wrap=column == "metric")  # "held at 32 % (backend)" reads as one line
     cleanup_lines = []
     for row in summary_rows(records, time_scale):
         outcomes = ", ".join(f"{k} {v}" for k, v in sorted(row["outcomes"].items()))
