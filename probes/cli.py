@@ -132,10 +132,14 @@ def run(
     idle_before: Annotated[float, typer.Option(
         "--idle-before", help="Wait this many seconds (after /health) before the first probe, which then runs "
                               "alone: the diagnosis compares it, cold, with the warm ones.")] = 0.0,
+    upload: Annotated[Optional[str], typer.Option(
+        help="presigned (the app's flow: presign, PUT the audio to the URL it answers, create with the URL) or "
+             "multipart (one POST of the audio). Default: the target's `upload` (presigned), multipart for --url.")]
+    = None,
 ) -> None:
     """Probe a target: upload, poll like the app, judge the SLOs, diagnose; print the run directory last.
 
-    Exit 0 when every SLO holds (defaults: total p90 <= 15 s, held at 32 % p90 <= 3 s, transcription p90 <= 8 s, every probe completed), 1 when one is broken or the baseline comparison finds a regression, 2 bad usage, 3 the target could not be reached or authenticated, 130 interrupted.
+    Exit 0 when every SLO holds (defaults: total p90 <= 15 s, the bar the user sees held at 32 % p90 <= 3 s, transcription p90 <= 8 s, every probe completed), 1 when one is broken or the baseline comparison finds a regression, 2 bad usage, 3 the target could not be reached or authenticated, 130 interrupted.
     """
     from probes.probe.run import run_probes
 
@@ -143,7 +147,7 @@ def run(
         target=target, url=url, token_env=token_env, n=n, concurrency=concurrency, label=label,
         fixture=fixture, cadence=cadence, interval=interval, milestones=_csv_ints(milestones),
         timeout_s=timeout, out=out, targets_file=targets_file, fixtures_dir=fixtures_dir, quiet=quiet,
-        slo_file=slo, no_slo=no_slo, baseline=baseline, idle_before_s=idle_before,
+        slo_file=slo, no_slo=no_slo, baseline=baseline, idle_before_s=idle_before, upload=upload,
     )
     raise typer.Exit(result.code)
 

@@ -11,10 +11,10 @@ import ipaddress
 import socket
 import tomllib
 from pathlib import Path
-from typing import Any
+from typing import Any, Literal
 from urllib.parse import urlsplit
 
-from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
+from pydantic import BaseModel, ConfigDict, Field, StrictBool, ValidationError, field_validator, model_validator
 
 from probes.analysis.slo import DEFAULT_SLOS, Slo, parse_slo_table
 from probes.errors import UsageError
@@ -66,6 +66,10 @@ class Target(BaseModel):
     cleanup: bool = False
     max_users: int | None = Field(default=None, gt=0)
     max_rate: float | None = Field(default=None, gt=0)
+    upload: Literal["presigned", "multipart"] = Field(
+        default="presigned", description="presigned: the app's flow (presign, PUT to S3, create); multipart: one POST")
+    presigned_base64: StrictBool = Field(
+        default=True, description="presigned: the create form also carries the audio as base64 (files <= 5 MB)")
 
     @field_validator("base_url")
     @classmethod
@@ -128,6 +132,15 @@ class Target(BaseModel):
     def is_loopback(self) -> bool:
         return is_loopback_host(urlsplit(self.base_url).hostname or "")
 
+    @property
+    def plain_http_hosts(self) -> frozenset[str]:
+        """Hosts a presigned URL may name over plain http: none, unless the target itself is on loopback
+        (a local backend with its object store beside it); then its own host and the loopback names.
+        https may go anywhere (probes.probe.wire.object_url_problem)."""
+        if not self.is_loopback:
+            return frozenset()
+        return frozenset({urlsplit(self.base_url).hostname or "", "127.0.0.1", "::1", "localhost"})
+
 
 
 def _msg(error: Any) -> str:
@@ -164,15 +177,20 @@ def load_targets(path: Path) -> dict[str, Target]:
     return targets
 
 
+ADHOC_UPLOAD = "multipart"  # `--url` without `--upload`: any upload-then-poll backend takes the one-request form
+
+
 def resolve_target(
-    targets_file: Path, name: str | None, url: str | None, token_env: str | None
+    targets_file: Path, name: str | None, url: str | None, token_env: str | None, upload: str | None = None
 ) -> Target:
-    """The target for `probes run`: a name from targets.toml or an ad-hoc --url."""
+    """The target for `probes run`: a name from targets.toml or an ad-hoc --url; `upload` overrides its flow."""
     if (name is None) == (url is None):
         raise UsageError("give exactly one of --target NAME or --url URL")
+    if upload is not None and upload not in ("presigned", "multipart"):
+        raise UsageError(f"--upload must be presigned or multipart, got {upload!r}")
     if url is not None:
         try:
-            return Target(name="adhoc", base_url=url, token_env=token_env)
+            return Target(name="adhoc", base_url=url, token_env=token_env, upload=upload or ADHOC_UPLOAD)
         except ValidationError as exc:
             raise UsageError(f"--url {_msg(exc.errors()[0])}") from None
     targets = load_targets(targets_file)
@@ -181,6 +199,8 @@ def resolve_target(
     target = targets[name]
     if token_env:
         target = target.model_copy(update={"token_env": token_env, "token_command": None, "cognito": None})
+    if upload is not None:
+        target = target.model_copy(update={"upload": upload})
     return target
 
 

@@ -3,8 +3,10 @@
 The statistics are in probes.analysis.stats; loading, printing and files are
 probes.report.compare's. Decisions (documented in the output):
 
-- Timing metrics: upload_s, t_<m> for milestones both runs share, dwell_32,
-  stall_s, transcription_s, total_s (completed probes only). With >= 5 values
+- Timing metrics: upload_s, the presigned flow's presign_s, put_s and
+  create_s (when both runs measured them), t_<m> for milestones both runs
+  share, dwell_32, shown_held_32_s (the bar the user sees), stall_s,
+  transcription_s, total_s (completed probes only). With >= 5 values
   a side a metric regresses when its candidate p50 is worse by > max_rel AND
   > max_abs seconds AND its Mann-Whitney p, Benjamini-Hochberg-adjusted across
   the metrics, is < alpha. With 3-4 a side (a deploy check), only when every
@@ -37,9 +39,9 @@ import numpy as np
 import pandas as pd
 
 from probes.analysis import stats
-from probes.analysis.metrics import milestone_columns
+from probes.analysis.metrics import UPLOAD_PHASES, milestone_columns
 
-EXTRA_METRICS = ["dwell_32", "stall_s", "transcription_s", "total_s"]
+EXTRA_METRICS = ["dwell_32", "shown_held_32_s", "stall_s", "transcription_s", "total_s"]
 
 
 @dataclass
@@ -182,13 +184,19 @@ def compare_tables(base: pd.DataFrame, cand: pd.DataFrame, th: stats.Thresholds)
         list[stats.MetricResult], stats.FailureResult]:
     """Pure: per-metric results and the failure-rate result for two probes tables."""
     shared_ms = [c for c in milestone_columns(base) if c in set(milestone_columns(cand))]
-    metrics = ["upload_s", *shared_ms, *[m for m in EXTRA_METRICS if m in base.columns and m in cand.columns]]
+    phases = [m for m in UPLOAD_PHASES if _measured(base, m) and _measured(cand, m)]  # a multipart run has none
+    metrics = ["upload_s", *phases, *shared_ms,
+               *[m for m in EXTRA_METRICS if m in base.columns and m in cand.columns]]
     results = stats.adjust_for_many(
         [stats.compare_metric(m, metric_values(base, m), metric_values(cand, m), th) for m in metrics], th)
     fa = int((base["outcome"] != "completed").sum())
     fb = int((cand["outcome"] != "completed").sum())
     failure = stats.compare_failure_rate(fa, len(base), fb, len(cand), th)
     return results, failure
+
+
+def _measured(probes: pd.DataFrame, metric: str) -> bool:
+    return metric in probes.columns and bool(probes[metric].notna().any())
 
 
 def overall(metrics: list[stats.MetricResult], failure: stats.FailureResult, completed: tuple[int, int],

@@ -1,11 +1,18 @@
 """Metrics by name: what one probe record measured, and the statistics SLOs and history use. Pure.
 
-A metric name is the record's and the report's: `upload_s`, `t_<m>` (first
-poll at >= m %, the milestone estimate), `dwell_<m>` (time seen exactly at
-m %), `stall_s` (longest time the running maximum of progress stood still),
+A metric name is the record's and the report's: `upload_s` (from the first
+upload request's start to the end of the request that created the task),
+the presigned flow's `presign_s`, `put_s` (the object PUT) and `create_s`
+(each request's duration), `t_<m>` (first poll at >= m %, the milestone
+estimate), `dwell_<m>` (time the backend's progress was seen exactly at m %),
+`stall_s` (longest time the running maximum of progress stood still),
 `transcription_s` (first poll at >= 20 % to the first poll past 55 %: the
-Whisper answer), `total_s` (completed probes only). A metric a probe never
-observed is absent, never 0: a probe that failed at 24 % has no `dwell_32`.
+Whisper answer), `total_s` (completed probes only), and the bar the user
+sees (probes.analysis.shown_bar): `shown_held_32_s` (time the app's label
+read 32 %), `shown_done_s` (when the result appeared; completed probes) and
+`shown_lag_max_s` (how long the label trailed the backend at worst). A
+metric a probe never observed is absent, never 0: a probe that failed at
+24 % has no `dwell_32`, a multipart probe no `put_s`.
 
 Statistics use the nearest-rank method (the smallest value with at least q of
 the values at or below it), so a statistic is always a measured value and
@@ -23,7 +30,11 @@ if TYPE_CHECKING:  # `probes run` and `probes canary` must not pay ~0.4 s for pa
 
 STATS = ("p50", "p90", "p99", "max")
 RATE_METRIC = "completed"  # share of probes completed; its statistic is `rate`
-FIXED_METRICS = ("upload_s", "stall_s", "transcription_s", "total_s")
+UPLOAD_PHASES = ("presign_s", "put_s", "create_s")  # the presigned flow's requests, each its own duration
+SHOWN_METRICS = ("shown_held_32_s", "shown_done_s", "shown_lag_max_s")  # the bar the user sees
+# Per-probe times that are plain record fields (reports load them as columns of the same names).
+RECORD_TIMES = ("upload_s", *UPLOAD_PHASES, *SHOWN_METRICS)
+FIXED_METRICS = ("upload_s", *UPLOAD_PHASES, "stall_s", "transcription_s", "total_s", *SHOWN_METRICS)
 _QUANTILE = {"p50": 0.5, "p90": 0.9, "p99": 0.99, "max": 1.0}
 
 
@@ -55,6 +66,9 @@ def record_metrics(record: Mapping[str, Any]) -> dict[str, float]:
     out: dict[str, float] = {}
     if record.get("upload_status") is not None and (v := _number(record.get("upload_s"))) is not None:
         out["upload_s"] = v
+    for key in UPLOAD_PHASES:  # present only for a request that was answered
+        if (v := _number(record.get(key))) is not None:
+            out[key] = v
     milestones = record.get("milestones")
     if isinstance(milestones, Mapping):
         for key, value in milestones.items():
@@ -72,6 +86,9 @@ def record_metrics(record: Mapping[str, Any]) -> dict[str, float]:
         out["transcription_s"] = v
     if record.get("outcome") == "completed" and (v := _number(record.get("total_s"))) is not None:
         out["total_s"] = v
+    for key in SHOWN_METRICS:  # shown_done_s is null unless the result appeared
+        if (v := _number(record.get(key))) is not None:
+            out[key] = v
     return out
 
 

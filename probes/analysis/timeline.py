@@ -37,11 +37,13 @@ from probes import defaults
 
 __all__ = [
     "DEFAULT_MILESTONES",
+    "SHOWN_KEYS",
     "Milestone",
     "Plateau",
     "Timeline",
     "analyse",
     "progress_band",
+    "shown_bar_fields",
 ]
 
 DEFAULT_MILESTONES: tuple[int, ...] = defaults.MILESTONES
@@ -357,3 +359,38 @@ def _longest_stall(plateaus: tuple[Plateau, ...], first_statuses: tuple[object, 
         if best is None or plateau.s > best.s:
             best = plateau
     return best
+
+
+SHOWN_KEYS = ("shown_held_32_s", "shown_done_s", "shown_lag_max_s")
+
+
+def shown_bar_fields(samples: Sequence[Sequence[Any]], *, created_s: float | None, put_end_s: float | None,
+                     time_scale: float = 1.0) -> dict[str, Any]:
+    """The record's `shown_*` keys: the bar the app draws (probes.analysis.shown_bar), replayed once a probe ends.
+
+    The app's timers and animations run in real seconds on the phone, so a time-scaled
+    simulator run is replayed in its scenario seconds (every time divided by
+    `time_scale`) and the results are scaled back to the record's real seconds, like
+    every other time in it. No task (`created_s` None): the user saw an upload error,
+    not the bar's climb, and every key is None.
+    """
+    from probes.analysis import shown_bar
+
+    if created_s is None or not math.isfinite(created_s) or created_s < 0:
+        return {"shown_model": None, **dict.fromkeys(SHOWN_KEYS)}
+    scale = time_scale if math.isfinite(time_scale) and time_scale > 0 else 1.0
+    rows: Iterable[Sequence[Any]] = samples
+    if scale != 1.0:
+        rows = [(_div(r[0], scale), *r[1:6], _div(r[6], scale)) if len(r) == _ROW_LEN else r for r in samples]
+    bar = shown_bar.shown_timeline(rows, created_s=created_s / scale,
+                                   put_end_s=None if put_end_s is None else put_end_s / scale)
+    metrics = shown_bar.shown_metrics(bar)
+    return {"shown_model": bar.model,
+            **{k: None if metrics[k] is None else _us(metrics[k] * scale) for k in SHOWN_KEYS}}
+
+
+def _div(value: Any, scale: float) -> Any:
+    """A sample's time in the app's seconds; anything that is not a number is left for the replay to skip."""
+    if isinstance(value, bool) or not isinstance(value, (int, float)):
+        return value
+    return value / scale

@@ -65,6 +65,9 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
     p.add_argument("--cadence", default="app", choices=("app", "fine"))
     p.add_argument("--interval", type=float, default=defaults.FINE_INTERVAL_S)
     p.add_argument("--milestones", default=",".join(map(str, defaults.MILESTONES)))
+    p.add_argument("--upload", choices=("presigned", "multipart"), default=None,
+                   help="presigned (the app's flow: presign, PUT to the URL, create) or multipart (one POST); "
+                        "default: the target's upload (presigned)")
     p.add_argument("--timeout", type=float, default=defaults.PROBE_TIMEOUT_S, help="give up on a flow after s")
     p.add_argument("--stop-timeout", type=float, default=STOP_TIMEOUT_S,
                    help="at the end of the run, let flows in flight finish for up to this many seconds; "
@@ -96,6 +99,8 @@ def locust_args(args: argparse.Namespace, target: Target, run_dir: Path) -> list
            "--probes-rate", repr(args.rate), "--probes-think-time", repr(args.think_time),
            "--probes-timeout", repr(args.timeout), "--probes-label", args.label,
            "--probes-run-dir", str(run_dir.resolve())]
+    if args.upload:
+        cmd += ["--probes-upload", args.upload]
     if args.stages:
         cmd += ["--probes-stages", args.stages]
     if args.quiet:
@@ -199,7 +204,7 @@ def main(argv: list[str] | None = None) -> int:
 def _main(args: argparse.Namespace) -> int:
     try:
         run_s = parse_duration(args.duration)
-        target = resolve_target(args.targets, args.target, None, None)
+        target = resolve_target(args.targets, args.target, None, None, args.upload)
         check_load(target, planned_users(args, run_s), args.rate or None)
         if not 0 <= args.stop_timeout <= 3600:
             raise UsageError("--stop-timeout must be in [0, 3600] seconds")

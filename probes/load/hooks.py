@@ -33,7 +33,7 @@ from probes.load import options as load_options
 from probes.load.guard import check_host, check_load, rate_cap
 from probes.load.phase_stats import PhaseTable, attach
 from probes.load.phases import bucket_3sf
-from probes.load.rundir import RecordFile, finish_run, records_path, write_meta
+from probes.load.rundir import RecordFile, finish_run, read_meta, records_path, write_meta
 from probes.load.user import INTERRUPTED, LoadContext, unrecorded
 from probes.load.workload import ArrivalSlots, StartSpacing, max_users, process_share
 from probes.probe import wire
@@ -82,10 +82,10 @@ def start_run(environment: Any) -> None:
     """Guard, host, run directory and run.json; on the master or the single process only."""
     opts = environment.parsed_options
     load = load_options.from_namespace(opts)
-    target = resolve_target(load.targets_file, load.target, None, None)
+    target = resolve_target(load.targets_file, load.target, None, None, load.upload)
     users, rate = planned_load(opts, load)
     check_load(target, users, rate, environment.host)
-    entry, _ = read_fixture(load.fixtures_dir, load.fixture)
+    entry, audio = read_fixture(load.fixtures_dir, load.fixture)
     target.token_source().current()  # a missing token is a usage error now, not a 401 per flow later
     if not environment.host:
         environment.host = target.base_url
@@ -98,6 +98,9 @@ def start_run(environment: Any) -> None:
         "scenario": scenario, "time_scale": time_scale, "harness_version": __version__, "started_at": utc_iso(),
         "ended_at": None, "fixture": {k: entry.get(k) for k in FIXTURE_KEYS}, "cadence": load.cadence.describe(),
         "milestones": list(load.milestones), "n": None, "concurrency": users, "timeout_s": load.timeout_s,
+        "upload": {"flow": target.upload,
+                   "base64": wire.sends_base64(target.presigned_base64, len(audio)) if target.upload == "presigned"
+                   else None},
         "load": {"engine": "locust", "model": load.model, "users": users, "rate": rate_cap(target, rate),
                  "think_time_s": load.think_time_s, "run_time_s": load_options.run_time_s(opts),
                  "stages": load.stages_text or None,
@@ -114,15 +117,19 @@ def build_context(environment: Any) -> LoadContext:
     """The process's shared plan, schedule and records file (local runner or worker)."""
     opts = environment.parsed_options
     load = load_options.from_namespace(opts)
-    target: Target = resolve_target(load.targets_file, load.target, None, None)
+    target: Target = resolve_target(load.targets_file, load.target, None, None, load.upload)
     entry, audio = read_fixture(load.fixtures_dir, load.fixture)
     run_dir = Path(opts.probes_run_dir)
     runner = environment.runner
     worker = isinstance(runner, WorkerRunner)
     index = runner.worker_index if worker else None
     workers = int(getattr(opts, "expect_workers", 1) or 1) if worker else 1
+    time_scale = read_meta(run_dir).get("time_scale")  # the master's /health said it (loopback simulators only)
     config = MachineConfig(cadence=load.cadence, timeout_s=load.timeout_s, cleanup=target.cleanup,
-                           milestones=load.milestones)
+                           milestones=load.milestones, upload=target.upload,
+                           presigned_base64=target.presigned_base64, plain_http_hosts=target.plain_http_hosts,
+                           time_scale=float(time_scale) if isinstance(time_scale, (int, float)) and time_scale > 0
+                           else 1.0)
     plan = ProbePlan(run_id=run_dir.name, target=target.name, label=load.label, fixture=entry, audio=audio,
                      config=config)
     share = None

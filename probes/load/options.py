@@ -14,6 +14,7 @@ from typing import Any
 
 from probes import defaults
 from probes.probe.cadence import Cadence
+from probes.probe.wire import UPLOADS
 from probes.errors import UsageError
 from probes.load.workload import MODELS, Stage, default_stages, parse_duration, parse_stages
 
@@ -40,6 +41,7 @@ def add_arguments(parser: Any) -> None:
     group.add_argument("--probes-label", default="load", help="label of the run")
     group.add_argument("--probes-out", default=str(DEFAULT_OUT), help="parent of the run directory")
     group.add_argument("--probes-run-dir", default="", help="the run directory (default: <out>/<run_id>)")
+    group.add_argument("--probes-upload", default="", help="presigned | multipart (default: the target's upload)")
 
 
 @dataclass(frozen=True)
@@ -58,6 +60,7 @@ class LoadOptions:
     label: str
     out: Path
     run_dir: Path | None
+    upload: str | None = None  # overrides the target's `upload`
 
     def stages(self, users: int, run_time_s: float | None) -> list[Stage]:
         """The ramp's stages: as given, or up-hold-down over the run time."""
@@ -95,12 +98,16 @@ def from_namespace(opts: argparse.Namespace | Any) -> LoadOptions:
         raise UsageError("--probes-think-time must be >= 0")
     if not 0 < opts.probes_timeout <= 3600:
         raise UsageError("--probes-timeout must be in (0, 3600] seconds")
+    upload = getattr(opts, "probes_upload", "") or None
+    if upload is not None and upload not in UPLOADS:
+        raise UsageError(f"--probes-upload must be presigned or multipart, got {upload!r}")
     return LoadOptions(
         target=opts.probes_target, targets_file=Path(opts.probes_targets_file), fixture=opts.probes_fixture,
         fixtures_dir=Path(opts.probes_fixtures_dir), cadence=cadence, milestones=_milestones(opts.probes_milestones),
         model=opts.probes_model, rate=rate or None, think_time_s=float(opts.probes_think_time),
         stages_text=opts.probes_stages or "", timeout_s=float(opts.probes_timeout), label=opts.probes_label,
         out=Path(opts.probes_out), run_dir=Path(opts.probes_run_dir) if opts.probes_run_dir else None,
+        upload=upload,
     )
 
 

@@ -3,9 +3,12 @@
 The only I/O loop of load mode, and no decision lives here: what to send,
 when, with which timeout, and what an answer means are
 probes.probe.machine's, exactly as for `probes run`. Requests show in
-Locust's stats as "upload", "progress poll" and "cleanup" (never one name per
-task id). A finished flow's phases go to load mode's own phase table
-(probes.load.phase_stats), not into Locust's HTTP statistics.
+Locust's stats as "upload" (multipart), "presign", "object PUT", "create"
+(the presigned flow), "progress poll" and "cleanup" (never one name per task
+id, never the presigned URL: its query is a secret, and the PUT reports its
+own failure text rather than Locust's, which repeats the URL). A finished
+flow's phases go to load mode's own phase table (probes.load.phase_stats),
+not into Locust's HTTP statistics.
 """
 
 from __future__ import annotations
@@ -25,7 +28,7 @@ from locust.exception import StopUser
 
 from probes.errors import EXIT_NOT_RECORDED, os_reason
 from probes.probe import wire
-from probes.probe.body import BodyError, read_all
+from probes.probe.body import MAX_BODY_BYTES, BodyError, BodyTooLarge, read_all
 from probes.auth import TokenSource
 from probes.probe.machine import (
     Answer, Done, ProbeMachine, Refreshed, RefreshToken, Send, TransportError, redact_record,
@@ -34,7 +37,8 @@ from probes.probe.plan import ProbePlan, utc_now
 from probes.load.rundir import RecordFile
 from probes.load.workload import ArrivalSlots, StartSpacing
 
-REQUEST_NAMES = {"upload": "upload", "poll": "progress poll", "cleanup": "cleanup"}
+REQUEST_NAMES = {"upload": "upload", "presign": "presign", "put": "object PUT", "create": "create",
+                 "poll": "progress poll", "cleanup": "cleanup"}
 CHUNK = 64 * 1024
 CUT_OFF = ("cut_off", "cut off by the end of the load run")  # the run's time is up: not the backend's fault
 INTERRUPTED = ("aborted", "interrupted")                      # Ctrl-C or SIGTERM, as in `probes run`
@@ -111,6 +115,18 @@ class _Headers:
         return [(str(k), str(self.get(k))) for k in self._headers.keys()]
 
 
+def _body(response: Any, content_encoding: str | None) -> bytes:
+    """The answer's body within MAX_BODY_BYTES: streamed and decoded step by step, or, for a status
+    geventhttpclient calls bad (4xx, 5xx), the body it already read and decoded to log the exchange and
+    then released (streaming it again yields nothing): S3's error code and a rejection's reason are there."""
+    cached = getattr(response, "_cached_content", None)
+    if isinstance(cached, bytes):
+        if len(cached) > MAX_BODY_BYTES:
+            raise BodyTooLarge(f"answer over {MAX_BODY_BYTES // 1024} KB decoded")
+        return cached
+    return read_all(response.iter_content(CHUNK, decode_content=False), content_encoding)
+
+
 class LocustFlow:
     """One upload-and-poll flow over a FastHttpSession; `run()` returns its probes.jsonl record."""
 
@@ -153,6 +169,8 @@ class LocustFlow:
 
     def _send(self, send: Send, token: str | None) -> Answer | TransportError:
         start = self.now()
+        if send.kind == "put":
+            return self._put(send, start)
         headers = {**self.context.headers, **wire.auth_header(token)}
         name = REQUEST_NAMES[send.kind]
         try:
@@ -161,13 +179,18 @@ class LocustFlow:
                     files, data = wire.upload_form(self.plan.fixture, self.plan.audio)
                     response = self.client.request("POST", send.path, files=files, data=data, headers=headers,
                                                    name=name, stream=True)
+                elif send.kind in ("presign", "create"):
+                    forms = self.plan.forms
+                    body = forms.presign if send.kind == "presign" else forms.create(send.object_url)
+                    response = self.client.request("POST", send.path, data=body, name=name, stream=True,
+                                                   headers={**headers, "Content-Type": forms.content_type})
                 else:
                     response = self.client.request(send.method, send.path, headers=headers, name=name, stream=True)
                 if not response.status_code:  # a network error: Locust hands back an ErrorResponse
                     error = getattr(response, "error", None)
                     return TransportError(start, self.now(), f"{type(error).__name__}: {error}")
                 got = _Headers(response.headers)
-                body = read_all(response.iter_content(CHUNK, decode_content=False), got.get("content-encoding"))
+                body = _body(response, got.get("content-encoding"))
                 raw = getattr(response, "_response", None)  # iter_content ends quietly when the server hangs up
                 if raw is not None and not getattr(raw, "message_complete", True):
                     return TransportError(start, self.now(), "RemoteProtocolError: server disconnected mid-answer")
@@ -179,6 +202,41 @@ class LocustFlow:
         if send.kind == "upload":  # the fingerprint keeps the accepted upload's headers: a plain mapping
             headers = {k.lower(): v for k, v in got.items()}
         return Answer(start, self.now(), response.status_code, headers, body, epoch_s=time.time())
+
+    def _put(self, send: Send, start: float) -> Answer | TransportError:
+        """The object PUT: Content-Type and nothing of the app's (no token, no X-User-Name; identity encoding,
+        else Locust asks for br, which no bounded decoder reads), no redirect followed, and Locust told the
+        outcome in words without the URL."""
+        headers = {"Content-Type": str(self.plan.fixture["content_type"]), "Accept-Encoding": "identity"}
+        try:
+            with gevent.Timeout(send.timeout_s), self.client.request(
+                    "PUT", send.object_url, data=self.plan.audio, headers=headers, name=REQUEST_NAMES["put"],
+                    stream=True, catch_response=True, allow_redirects=False) as response:
+                try:
+                    event = self._read_put(response, start)
+                except (BodyError, ValueError, *FAILURE_EXCEPTIONS) as exc:
+                    event = TransportError(start, self.now(), f"{type(exc).__name__}: {exc}")
+                if isinstance(event, Answer) and event.status == 200:
+                    response.success()
+                else:
+                    response.failure(wire.object_put_error(event.status, event.body)
+                                     if isinstance(event, Answer) else event.error.split(":", 1)[0])
+                return event
+        except gevent.Timeout:
+            return TransportError(start, self.now(), f"Timeout: no whole answer in {send.timeout_s:g} s")
+        except (ValueError, *FAILURE_EXCEPTIONS) as exc:  # the request itself could not be made
+            return TransportError(start, self.now(), f"{type(exc).__name__}: {exc}")
+
+    def _read_put(self, response: Any, start: float) -> Answer | TransportError:
+        if not response.status_code:
+            error = getattr(response, "error", None)
+            return TransportError(start, self.now(), f"{type(error).__name__}: {error}")
+        got = _Headers(response.headers)
+        body = _body(response, got.get("content-encoding"))
+        raw = getattr(response, "_response", None)
+        if raw is not None and not getattr(raw, "message_complete", True):
+            return TransportError(start, self.now(), "RemoteProtocolError: server disconnected mid-answer")
+        return Answer(start, self.now(), response.status_code, got, body, epoch_s=time.time())
 
     def record(self) -> dict[str, Any]:
         return self.machine.record(run_id=self.plan.run_id, probe_id=self.probe_id, target=self.plan.target,
@@ -232,15 +290,16 @@ class ProbeUser(FastHttpUser):
         try:
             record = flow.run()
         except GreenletExit:
-            _keep(context, flow.record(), lateness)  # cut off by the end of the run: on disk all the same
+            _keep(context, flow.record(), lateness, flow.machine.secrets)  # cut off by the end of the run: kept
             raise
-        _keep(context, record, lateness)
+        _keep(context, record, lateness, flow.machine.secrets)
 
 
-def _keep(context: LoadContext, record: dict[str, Any], lateness: float | None) -> None:
+def _keep(context: LoadContext, record: dict[str, Any], lateness: float | None, secrets: tuple[str, ...] = ()
+          ) -> None:
     """Write the flow's record; a disk that cannot take it stops the run (see `unrecorded`)."""
     try:
-        _write(context, record, lateness)
+        _write(context, record, lateness, secrets)
     except OSError as exc:
         unrecorded(f"could not record {context.records.path}: {os_reason(exc)}; the load run stopped "
                    f"({context.records.count} flow record(s) kept)")
@@ -257,9 +316,9 @@ def unrecorded(message: str) -> None:
     os._exit(EXIT_NOT_RECORDED)
 
 
-def _write(context: LoadContext, record: dict[str, Any], lateness: float | None) -> None:
-    if context.tokens is not None:
-        record = redact_record(record, context.tokens.secrets())
+def _write(context: LoadContext, record: dict[str, Any], lateness: float | None, secrets: tuple[str, ...]) -> None:
+    """The record on disk, with the token(s) and the flow's presigned URL secrets redacted by value."""
+    record = redact_record(record, (*(context.tokens.secrets() if context.tokens is not None else ()), *secrets))
     record["start_lateness_s"] = None if lateness is None else round(lateness, 6)
     context.records.append(record)
     if context.on_record is not None:

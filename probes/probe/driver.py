@@ -11,6 +11,12 @@ environment) unless the run is big enough for the keep-alive fast transport
 (FAST_FROM probes in flight): then every request of the run goes there (httpx's
 own pool costs quadratic time with hundreds of uploads at once), and the
 cookies answers set are kept all the same.
+
+The presigned flow's object PUT goes to wherever the backend said (S3), never
+through the target's client: a request of its own with only what S3 needs
+(Host, Content-Type, Content-Length; no token, no cookie, none of the app's
+headers), over a client of its own that verifies TLS (the target's does not
+when it is plain http), or over the fast transport in a big run.
 """
 
 from __future__ import annotations
@@ -56,6 +62,9 @@ class HttpSide:
         self.fast: FastTransport | None = FastTransport() if fast else None
         self.origin = origin_of(self.client.base_url)
         self.upload: tuple[str, str | None, int, bytes] | None = None  # the form every probe sends, as bytes
+        self.presign: tuple[str, str | None, int, bytes] | None = None  # the same for the presign form
+        self._objects: dict[bool, httpx.AsyncClient] = {}  # by "the object URL is https"
+        self._size = size
         self.tokens = tokens
         self.cookie_version = 0  # bumped when an answer on the fast path sets a cookie
         self._token: str | None = None
@@ -67,8 +76,21 @@ class HttpSide:
 
     async def __aexit__(self, *exc: object) -> None:
         await self.client.aclose()
+        for objects in self._objects.values():
+            await objects.aclose()
         if self.fast is not None:
             await self.fast.aclose()
+
+    def objects(self, https: bool) -> httpx.AsyncClient:
+        """The client of the object PUTs (made on first use): TLS verified for https (a plain-http one
+        skips loading the CA bundle, as the target's client does), proxies from the environment, no
+        redirects; its requests are built whole by the caller, so none of its default headers are sent."""
+        if https not in self._objects:
+            limits = httpx.Limits(max_connections=self._size, max_keepalive_connections=self._size)
+            tls: dict[str, Any] = {} if https else {"verify": False}
+            self._objects[https] = httpx.AsyncClient(limits=limits, trust_env=True, follow_redirects=False,
+                                                     timeout=httpx.Timeout(CONNECT_TIMEOUT_S), **tls)
+        return self._objects[https]
 
     async def token(self) -> str | None:
         if self._token_ready or self.tokens is None:  # the common case, without a lock or a thread
@@ -95,13 +117,14 @@ def _timeouts(timeout_s: float) -> dict[str, float]:
 
 
 async def exchange(http: HttpSide, request: httpx.Request, timeout_s: float, *,
-                   clock: Callable[[], float], start: float) -> Answer | TransportError:
-    """Send one request through the httpx client and read its whole answer within `timeout_s`; every
-    failure is a TransportError."""
+                   clock: Callable[[], float], start: float,
+                   client: httpx.AsyncClient | None = None) -> Answer | TransportError:
+    """Send one request through the httpx client (the target's, unless another is given) and read its
+    whole answer within `timeout_s`; every failure is a TransportError."""
     request.extensions["timeout"] = _timeouts(timeout_s)
     try:
         async with asyncio.timeout(timeout_s):
-            response = await http.client.send(request, stream=True)
+            response = await (client or http.client).send(request, stream=True)
             try:
                 reader = BodyReader(response.headers.get("content-encoding"))
                 async for chunk in response.aiter_raw():
@@ -117,10 +140,12 @@ async def exchange(http: HttpSide, request: httpx.Request, timeout_s: float, *,
 
 
 def _answer(http: HttpSide, status: int, raw: list[tuple[bytes, bytes]], wire_body: bytes, start: float,
-            end: float) -> Answer:
-    """An answer from the fast transport as the machine reads it; raises BodyError on a bad body."""
+            end: float, keep_cookies: bool = True) -> Answer:
+    """An answer from the fast transport as the machine reads it; raises BodyError on a bad body.
+
+    keep_cookies: False for the object PUT's answer (S3's cookies are not the target's)."""
     headers = {k.decode("latin-1").lower(): v.decode("latin-1") for k, v in raw}
-    if "set-cookie" in headers:  # a sticky-session cookie: kept for the next requests, as httpx would
+    if keep_cookies and "set-cookie" in headers:  # a sticky-session cookie: kept for the next requests, as httpx would
         http.client.cookies.extract_cookies(
             httpx.Response(status, headers=raw, request=http.client.build_request("GET", "/")))
         http.cookie_version += 1
@@ -200,6 +225,8 @@ class Probe:
 
     async def _send(self, send: Send, token: str | None) -> Answer | TransportError:
         start = self.now()
+        if send.kind == "put":
+            return await self._put(send, start)
         try:
             request = self._request(send, token)
         except (httpx.HTTPError, httpx.InvalidURL, ValueError) as exc:
@@ -212,7 +239,29 @@ class Probe:
         if send.kind == "upload":
             files, data = wire.upload_form(self.plan.fixture, self.plan.audio)
             return client.build_request("POST", send.path, files=files, data=data, headers=headers)
+        if send.kind in ("presign", "create"):
+            forms = self.plan.forms
+            body = forms.presign if send.kind == "presign" else forms.create(send.object_url)
+            return client.build_request("POST", send.path, content=body,
+                                        headers={**headers, "Content-Type": forms.content_type})
         return client.build_request(send.method, send.path, headers=headers)
+
+    async def _put(self, send: Send, start: float) -> Answer | TransportError:
+        """The object PUT to the presigned URL: its own request, only what S3 needs (Host, Content-Type,
+        Content-Length), through the object client or the fast transport."""
+        http = self.http
+        try:
+            request = httpx.Request("PUT", send.object_url, content=self.plan.audio,
+                                    headers={"Content-Type": str(self.plan.fixture["content_type"])})
+            if http.fast is None:
+                return await exchange(http, request, send.timeout_s, clock=self.now, start=start,
+                                      client=http.objects(request.url.scheme == "https"))
+            status, raw, wire_body = await http.fast.send_raw(origin_of(request.url), False,
+                                                              serialize(request, self.plan.audio), send.timeout_s,
+                                                              send.timeout_s)
+            return _answer(http, status, raw, wire_body, start, self.now(), keep_cookies=False)
+        except (httpx.HTTPError, httpx.InvalidURL, BodyError, OSError, ValueError) as exc:
+            return TransportError(start, self.now(), f"{type(exc).__name__}: {exc}")
 
     def _bytes(self, send: Send, token: str | None) -> bytes:
         """The request as bytes for the fast transport, built again only when something in it changed.
@@ -233,7 +282,13 @@ class Probe:
                 request = self._request(send, token)
                 http.upload = (*key, serialize(request, request.read()))
             return http.upload[3]
-        return serialize(self._request(send, token))
+        if send.kind == "presign":
+            if http.presign is None or http.presign[:3] != key:
+                request = self._request(send, token)
+                http.presign = (*key, serialize(request, request.read()))
+            return http.presign[3]
+        request = self._request(send, token)
+        return serialize(request, request.read()) if send.kind == "create" else serialize(request)
 
     async def _send_fast(self, send: Send, token: str | None) -> Answer | TransportError:
         """One request through the fast transport: the hot path of big runs (it bounds connect and the

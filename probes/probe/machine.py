@@ -3,9 +3,13 @@
 Every rule of the probe flow lives here, so the httpx driver and the Locust
 user only execute what it asks and every rule is tested without a network:
 
-    upload      POST the fixture; 401 -> refresh the token once and repeat;
+    upload      multipart: POST the fixture; 401 -> refresh the token once and repeat;
                 403 -> auth_error; 400/413/415/422 -> rejected; other -> upload_error;
                 an accepted answer must carry a safe task_id
+                presigned (the app's flow): presign (classified like the upload; the URLs it
+                answers must pass wire.object_url_problem), PUT the bytes to the presigned
+                URL (no token: anything but 200 is upload_error with S3's error code), then
+                create (POST async-with-url, classified like the upload)
     polls       cadence (app or fine), 404 window, back-off, Retry-After from the
                 answer's arrival, per-request timeouts within the deadline;
                 final answers decided by `status` (completed / failed)
@@ -27,9 +31,14 @@ The driver loop, whatever its I/O:
 Times are seconds since the upload request started (the driver's monotonic
 clock); every event carries the times it happened at.
 
-    start ──> UPLOAD ──accepted──> POLL ──final──> CLEANUP ──> DONE
+    start ──> UPLOAD ─────────────────────accepted──> POLL ──final──> CLEANUP ──> DONE
+      └────> PRESIGN ──> PUT ──200──> CREATE ─┘
                 │ 401                │ 401            │ 401
-                └─> REFRESH ─────────┴────────────────┘ (the same request again, once)
+                └─> REFRESH ─────────┴────────────────┘ (the same request again, once; never for the PUT)
+
+The presigned URL (and the final URL) are secrets by value once the presign
+answered (`secrets`): the drivers redact the record with them, and the Send
+for the PUT keeps the URL out of its repr.
 """
 
 from __future__ import annotations
@@ -38,12 +47,12 @@ from dataclasses import dataclass, field
 from email.utils import parsedate_to_datetime
 from typing import Any, Iterable, Mapping
 
-from probes.analysis.timeline import analyse, progress_band
+from probes.analysis.timeline import analyse, progress_band, shown_bar_fields
 from probes.probe import wire
 from probes.probe.cadence import APP_NOT_FOUND_WINDOW_S, Cadence, PollResult
 
 RECORD_SCHEMA = 1
-UPLOAD_TIMEOUT_S = 60.0   # one upload request; the deadline may cut it shorter
+UPLOAD_TIMEOUT_S = 60.0   # one upload request (each of presign, PUT and create); the deadline may cut it shorter
 POLL_TIMEOUT_S = 15.0     # one poll request
 CLEANUP_TIMEOUT_S = 10.0  # one DELETE
 CLEANUP_MARGIN_S = 5.0    # cleanup may run this far past the deadline: the probe is over, its diary is not
@@ -53,6 +62,9 @@ MAX_INSTANCES = 64        # distinct instance ids counted per probe
 LATENESS_THRESHOLDS_MS = (5, 10, 20, 50, 100)
 OUTCOMES = ("completed", "failed", "timeout", "rejected", "upload_error", "poll_error", "auth_error", "aborted",
             "cut_off")
+UPLOAD_KINDS = frozenset({"upload", "presign", "put", "create"})  # the requests before the task exists
+# What an upload step's error starts with: which request failed. The multipart POST's stay as they were.
+STEP_PREFIX = {"upload": "", "presign": "presign: ", "put": "object PUT: ", "create": "create: "}
 
 
 # -- events: what the driver hands in ---------------------------------------------------------
@@ -93,7 +105,11 @@ class Refreshed:
 class Send:
     """Send this request no earlier than `not_before_s`, giving up after `timeout_s`.
 
-    `kind` is upload (a multipart POST of the fixture, built by the driver), poll or cleanup.
+    `kind` is upload (a multipart POST of the fixture, built by the driver), presign, put,
+    create (the presigned flow's three requests, their forms built by the driver), poll or
+    cleanup. `object_url` is the presigned URL for put (absolute, on another origin; a secret:
+    never in a repr, a log or a record, and the request carries no token) and the object's
+    final URL for create (its audio_url).
     """
 
     kind: str
@@ -101,6 +117,7 @@ class Send:
     path: str
     not_before_s: float
     timeout_s: float
+    object_url: str = field(default="", repr=False)
 
 
 @dataclass(frozen=True)
@@ -125,6 +142,12 @@ class MachineConfig:
     timeout_s: float = 300.0
     cleanup: bool = False
     milestones: tuple[int, ...] = (20, 32, 42, 55, 58, 60, 88, 100)
+    upload: str = "multipart"  # wire.UPLOADS: "presigned" (the app's flow) or "multipart"
+    presigned_base64: bool = True  # the create form also carries the audio as base64 (files <= 5 MB), as the app does
+    # hosts a presigned URL may name over plain http (a loopback target's): wire.object_url_problem
+    plain_http_hosts: frozenset[str] = frozenset()
+    # the simulator's time scale (known after /health): the shown bar is replayed in the app's seconds
+    time_scale: float = 1.0
 
 
 def lateness_summary(lateness: list[float]) -> dict[str, Any]:
@@ -154,6 +177,15 @@ class ProbeMachine:
         self.cleanup_error: str | None = None
         self.upload_status: int | None = None
         self.upload_s: float | None = None
+        self.presign_s: float | None = None
+        self.put_s: float | None = None
+        self.create_s: float | None = None
+        self.failed_step: str | None = None
+        self.created_s: float | None = None  # when the task was created: the end of the multipart POST or the create
+        self.put_end_s: float | None = None
+        # The presigned and final URLs' secrets (query, signature, credential), for redaction by value.
+        self.secrets: tuple[str, ...] = ()
+        self._object_urls: tuple[str, str] | None = None  # (presigned_url, final_url)
         self._upload_headers: Mapping[str, str] | None = None
         # Tuples of atoms: the garbage collector stops tracking them, which keeps its passes short
         # with hundreds of flows holding thousands of samples (lists would stay tracked).
@@ -178,9 +210,11 @@ class ProbeMachine:
     def first_headers(self) -> dict[str, str] | None:
         """The accepted upload's headers fit for the fingerprint (redacted). Redacted when asked, not
         at every upload: a run fingerprints one, and the redaction's patterns cost ~0.1 ms a probe."""
-        return None if self._upload_headers is None else wire.safe_headers(self._upload_headers)
+        return None if self._upload_headers is None else wire.safe_headers(self._upload_headers, self.secrets)
 
     def start(self) -> Action:
+        if self.config.upload == "presigned":
+            return self._send("presign", "POST", wire.PRESIGN_PATH, 0.0, UPLOAD_TIMEOUT_S)
         return self._send("upload", "POST", wire.UPLOAD_PATH, 0.0, UPLOAD_TIMEOUT_S)
 
     def receive(self, event: Event) -> Action:
@@ -193,10 +227,15 @@ class ProbeMachine:
         if pending is None:
             raise RuntimeError("no request is pending")
         self.end_s = max(self.end_s, event.end_s)
-        if pending.kind == "upload":
-            return self._on_upload(pending, event)
-        if pending.kind == "poll":
+        kind = pending.kind
+        if kind == "poll":
             return self._on_poll(pending, event)
+        if kind == "upload" or kind == "create":
+            return self._on_upload(pending, event)
+        if kind == "presign":
+            return self._on_presign(pending, event)
+        if kind == "put":
+            return self._on_put(pending, event)
         return self._on_cleanup(pending, event)
 
     def abort(self, at_s: float, outcome: str = "aborted", error: str = "interrupted") -> None:
@@ -207,12 +246,13 @@ class ProbeMachine:
 
     # -- requests ------------------------------------------------------------------------------
 
-    def _send(self, kind: str, method: str, path: str, not_before: float, limit: float) -> Action:
+    def _send(self, kind: str, method: str, path: str, not_before: float, limit: float,
+              object_url: str = "") -> Action:
         end = self.config.timeout_s + (CLEANUP_MARGIN_S if kind == "cleanup" else 0.0)
         room = end - not_before
         if room < MIN_REQUEST_S:
             return self._out_of_time(kind, not_before)
-        self._pending = Send(kind, method, path, not_before, round(min(limit, room), 6))
+        self._pending = Send(kind, method, path, not_before, round(min(limit, room), 6), object_url)
         self._refreshed_for_pending = False
         return self._pending
 
@@ -220,10 +260,10 @@ class ProbeMachine:
         """The pending request again, at once (after a token refresh)."""
         assert self._pending is not None
         p = self._pending
-        limit = {"upload": UPLOAD_TIMEOUT_S, "poll": POLL_TIMEOUT_S}.get(p.kind, CLEANUP_TIMEOUT_S)
+        limit = UPLOAD_TIMEOUT_S if p.kind in UPLOAD_KINDS else POLL_TIMEOUT_S if p.kind == "poll" else CLEANUP_TIMEOUT_S
         if p.kind == "poll":
             self._due = at_s
-        action = self._send(p.kind, p.method, p.path, max(at_s, p.not_before_s), limit)
+        action = self._send(p.kind, p.method, p.path, max(at_s, p.not_before_s), limit, p.object_url)
         self._refreshed_for_pending = True
         return action
 
@@ -231,6 +271,8 @@ class ProbeMachine:
         if kind == "cleanup":
             self.cleanup, self.cleanup_error = "failed", "no time left before the deadline"
             return self._finish(self.outcome, self.error)
+        if kind in UPLOAD_KINDS:
+            self.failed_step = kind
         self.end_s = max(self.end_s, min(at_s, self.config.timeout_s))
         error = f"not done after {self.config.timeout_s:g} s"
         if kind == "poll" and self.error:
@@ -262,24 +304,68 @@ class ProbeMachine:
         if self._pending is not None and self._pending.kind == "cleanup":
             self.cleanup, self.cleanup_error = "failed", error
             return self._finish(self.outcome, self.error)
+        if self._pending is not None and self._pending.kind in UPLOAD_KINDS:
+            return self._upload_failed(self._pending.kind, "auth_error", error)
         return self._finish("auth_error", error)
 
     # -- upload --------------------------------------------------------------------------------
 
-    def _on_upload(self, pending: Send, event: Answer | TransportError) -> Action:
+    def _upload_failed(self, kind: str, outcome: str, error: str | None) -> Done:
+        """An upload step ended the probe: the record says which, and so does the error."""
+        self.failed_step = kind
+        return self._finish(outcome, f"{STEP_PREFIX[kind]}{error}")
+
+    def _answered(self, event: Answer | TransportError) -> None:
+        """Every upload step's answer: upload_s runs from t = 0 to the end of the last one (the create's
+        end once the task exists: what the multipart POST's was), upload_status is its status."""
         self.upload_s = round(event.end_s, 6)
+        self.upload_status = event.status if isinstance(event, Answer) else None
+
+    def _on_upload(self, pending: Send, event: Answer | TransportError) -> Action:
+        """The request that creates the task: the multipart POST, or the presigned flow's create."""
+        self._answered(event)
         if isinstance(event, TransportError):
-            return self._finish("upload_error", wire.one_line(event.error))
-        self.upload_status = event.status
-        if (refresh := self._unauthorized(event, "upload")) is not None:
+            return self._upload_failed(pending.kind, "upload_error", wire.one_line(event.error))
+        if pending.kind == "create":
+            self.create_s = round(event.end_s - event.start_s, 6)
+        if (refresh := self._unauthorized(event, pending.kind)) is not None:
             return refresh
         answer = wire.parse_upload(event.status, event.body)
         if answer.outcome is not None:
-            return self._finish(answer.outcome, answer.error)
+            return self._upload_failed(pending.kind, answer.outcome, answer.error)
         self._upload_headers = event.headers
         self.task_id = answer.task_id
+        self.created_s = event.end_s
         self._due = event.end_s
         return self._send("poll", "GET", wire.progress_path(answer.task_id), event.end_s, POLL_TIMEOUT_S)
+
+    def _on_presign(self, pending: Send, event: Answer | TransportError) -> Action:
+        self._answered(event)
+        if isinstance(event, TransportError):
+            return self._upload_failed("presign", "upload_error", wire.one_line(event.error))
+        self.presign_s = round(event.end_s - event.start_s, 6)
+        if (refresh := self._unauthorized(event, "presign")) is not None:
+            return refresh
+        answer = wire.parse_presign(event.status, event.body, self.config.plain_http_hosts)
+        if answer.outcome is not None:
+            return self._upload_failed("presign", answer.outcome, answer.error)
+        assert answer.presigned_url is not None and answer.final_url is not None
+        self._object_urls = (answer.presigned_url, answer.final_url)
+        self.secrets = (*wire.url_secrets(answer.presigned_url), *wire.url_secrets(answer.final_url))
+        return self._send("put", "PUT", "", event.end_s, UPLOAD_TIMEOUT_S, answer.presigned_url)
+
+    def _on_put(self, pending: Send, event: Answer | TransportError) -> Action:
+        """S3's answer: only 200 lets the app go on (audioUploadService.ts L365 `xhr.status === 200`);
+        the PUT carries no token, so a 401 or 403 is S3 refusing the signature, not ours to refresh."""
+        self._answered(event)
+        if isinstance(event, TransportError):
+            return self._upload_failed("put", "upload_error", wire.one_line(event.error))
+        self.put_s = round(event.end_s - event.start_s, 6)
+        self.put_end_s = event.end_s
+        if event.status != 200:
+            return self._upload_failed("put", "upload_error", wire.object_put_error(event.status, event.body))
+        assert self._object_urls is not None
+        return self._send("create", "POST", wire.CREATE_PATH, event.end_s, UPLOAD_TIMEOUT_S, self._object_urls[1])
 
     # -- polls ---------------------------------------------------------------------------------
 
@@ -321,6 +407,10 @@ class ProbeMachine:
 
     def _note_state(self, answer: wire.ProgressAnswer) -> None:
         self.last_progress, self.last_step_name = answer.progress, answer.step_name
+        if self.secrets and answer.step_name:  # the live bars print it: no signature a backend echoes
+            from probes.redact import redact_known
+
+            self.last_step_name = redact_known(answer.step_name, self.secrets)
         if answer.progress is None:
             return
         state = (progress_band(answer.progress), answer.step_name, answer.message)
@@ -385,11 +475,15 @@ class ProbeMachine:
             "error": self.error if self.outcome != "completed" else None,
             "task_id": self.task_id, "diary_id": self.diary_id, "cleanup": self.cleanup,
             "cleanup_error": self.cleanup_error, "refreshes": self.refreshes,
-            "upload_status": self.upload_status, "upload_s": self.upload_s,
+            "upload": self.config.upload, "upload_status": self.upload_status, "upload_s": self.upload_s,
+            "presign_s": self.presign_s, "put_s": self.put_s, "create_s": self.create_s,
+            "put_end_s": None if self.put_end_s is None else round(self.put_end_s, 6), "failed_step": self.failed_step,
         }
         record.update(timeline.to_record())
         if not self.samples:
             record["end_s"] = round(self.end_s, 6)
+        record.update(shown_bar_fields(self.samples, created_s=self.created_s if self.task_id else None,
+                                       put_end_s=self.put_end_s, time_scale=self.config.time_scale))
         record["lateness"] = lateness_summary(self.lateness) if self.lateness else None
         record["instances"] = self.instances
         record["states"] = [list(s) for s in self.states]

@@ -6,10 +6,13 @@ take a ProbePlan; neither owns it.
 
 from __future__ import annotations
 
+import functools
+import secrets
 from dataclasses import dataclass, field
 from datetime import datetime, timezone
 from typing import Any, Mapping
 
+from probes.probe import wire
 from probes.probe.machine import MachineConfig
 
 
@@ -21,6 +24,13 @@ class ProbePlan:
     fixture: Mapping[str, Any]
     audio: bytes = field(repr=False)
     config: MachineConfig = field(default_factory=MachineConfig)
+
+    @functools.cached_property
+    def forms(self) -> wire.PresignedForms:
+        """The presigned flow's forms, built on first use and shared by every probe of the run (the base64
+        of a 5 MB file is encoded once); the boundary is drawn per run."""
+        return wire.presigned_forms(self.fixture, self.audio, base64_enabled=self.config.presigned_base64,
+                                    boundary=f"probes-{secrets.token_hex(12)}")
 
 
 @dataclass

@@ -11,6 +11,7 @@ in-flight ones as `aborted`).
 from __future__ import annotations
 
 import asyncio
+import dataclasses
 import itertools
 import json
 import signal
@@ -46,6 +47,10 @@ from probes.redact import redact_headers, redact_json
 UNREACHED = frozenset({"upload_error", "auth_error"})
 STAGGER_S = APP_FAST_INTERVAL_S
 STAGGER_PER_PROBE_S = 0.003  # an upload costs the harness ~1.4 ms of CPU: keep the ramp-up under half a core
+# The fingerprint (/health, headers) is redacted with the presigned-URL secrets of the run's first probes too.
+# A signature differs per URL, so only a static one (a key id, a fixed signature) could be echoed anywhere
+# but in its own probe's answers, and the first probe shows it; a bound keeps 100,000 probes' worth out of memory.
+MAX_RUN_URL_SECRETS = 1000
 
 
 @dataclass(frozen=True)
@@ -76,7 +81,7 @@ def run_probes(
     timeout_s: float = defaults.PROBE_TIMEOUT_S, out: Path = defaults.RUNS_DIR,
     targets_file: Path = defaults.TARGETS_FILE, fixtures_dir: Path = defaults.FIXTURES_DIR, quiet: bool = False,
     fast: bool | None = None, slo_file: Path | None = None, no_slo: bool = False,
-    baseline: str | None = None, idle_before_s: float = 0.0,
+    baseline: str | None = None, idle_before_s: float = 0.0, upload: str | None = None,
 ) -> RunResult:
     _validate(n, concurrency, timeout_s, milestones)
     if not 0 <= idle_before_s <= 3600:
@@ -85,7 +90,7 @@ def run_probes(
         poll_cadence = Cadence(cadence, interval)
     except ValueError as exc:
         raise UsageError(str(exc)) from None
-    chosen = resolve_target(targets_file, target, url, token_env)
+    chosen = resolve_target(targets_file, target, url, token_env, upload)
     objectives = None if no_slo else _objectives(chosen, slo_file)
     baseline_dir = find_baseline(baseline, out, chosen.name) if baseline else None
     entry, audio = read_fixture(fixtures_dir, fixture)
@@ -93,7 +98,8 @@ def run_probes(
     tokens.current()  # no token, or none to be had: exit 2 or 3 now, before anything is written
     run_id = new_run_id(chosen.name, label)
     config = MachineConfig(cadence=poll_cadence, timeout_s=timeout_s, cleanup=chosen.cleanup,
-                           milestones=tuple(sorted(set(milestones))))
+                           milestones=tuple(sorted(set(milestones))), upload=chosen.upload,
+                           presigned_base64=chosen.presigned_base64, plain_http_hosts=chosen.plain_http_hosts)
     plan = ProbePlan(run_id=run_id, target=chosen.name, label=label, fixture=entry, audio=audio, config=config)
     headers = wire.request_headers(chosen.user_name or wire.DEFAULT_USER_NAME)
     writer = RunWriter(out, {**run_meta(chosen, plan, n, concurrency), "idle_before_s": idle_before_s or None})
@@ -171,8 +177,15 @@ def run_meta(target: Target, plan: ProbePlan, n: int, concurrency: int) -> dict[
         "scenario": None, "time_scale": None, "harness_version": __version__,
         "started_at": utc_iso(), "fixture": fixture, "cadence": plan.config.cadence.describe(),
         "milestones": list(plan.config.milestones), "n": n, "concurrency": concurrency,
-        "timeout_s": plan.config.timeout_s,
+        "timeout_s": plan.config.timeout_s, "upload": upload_meta(plan),
     }
+
+
+def upload_meta(plan: ProbePlan) -> dict[str, Any]:
+    """run.json's `upload`: the flow, and whether the presigned create carried the audio as base64."""
+    if plan.config.upload != "presigned":
+        return {"flow": plan.config.upload, "base64": None}
+    return {"flow": "presigned", "base64": wire.sends_base64(plan.config.presigned_base64, len(plan.audio))}
 
 
 @dataclass(frozen=True)
@@ -183,6 +196,7 @@ class Probed:
     upload_headers: dict[str, str] | None
     time_scale: float | None
     interrupted: bool
+    url_secrets: tuple[str, ...] = ()  # the first probes' presigned-URL secrets (MAX_RUN_URL_SECRETS)
 
 
 async def _probe_phase(target: Target, plan: ProbePlan, headers: dict[str, str], tokens: TokenSource, n: int,
@@ -199,13 +213,17 @@ async def _probe_phase(target: Target, plan: ProbePlan, headers: dict[str, str],
     health: dict[str, Any] = {"health_status": None, "health": None, "headers": {}}
     upload_headers: dict[str, str] | None = None
     time_scale: float | None = None
+    url_secrets: dict[str, None] = {}
     try:
         async with HttpSide(target.base_url, concurrency, headers, tokens, fast) as http:
             health = await fetch_health(http, with_token=target.health_auth)
             scenario, time_scale = simulator_info(health["health"], target.is_loopback)
             writer.meta.update(scenario=scenario, time_scale=time_scale)
+            if time_scale:  # the shown bar is replayed in the app's (scenario) seconds
+                plan = dataclasses.replace(plan, config=dataclasses.replace(plan.config, time_scale=time_scale))
             with LiveBars(n, concurrency, target.name, enabled=not quiet) as bars, collector_off():
-                upload_headers = await run_workers(http, plan, n, concurrency, writer, bars.update, idle_before_s)
+                upload_headers = await run_workers(http, plan, n, concurrency, writer, bars.update, idle_before_s,
+                                                   url_secrets)
     except asyncio.CancelledError:
         interrupted = True
     finally:
@@ -213,13 +231,13 @@ async def _probe_phase(target: Target, plan: ProbePlan, headers: dict[str, str],
         loop.remove_signal_handler(signal.SIGTERM)
         if previous is not None:
             signal.signal(signal.SIGTERM, previous)
-    return Probed(health, upload_headers, time_scale, interrupted)
+    return Probed(health, upload_headers, time_scale, interrupted, tuple(url_secrets))
 
 
 def _finish(target: Target, tokens: TokenSource, writer: RunWriter, probed: Probed,
             objectives: tuple[tuple[Slo, ...], str] | None, baseline_dir: Path | None) -> RunResult:
     """SLOs, diagnosis, run.json and the summary: everything after the probes."""
-    secrets = tokens.secrets()
+    secrets = (*tokens.secrets(), *probed.url_secrets)
     health = probed.health
     fingerprint = {**health, "health": redact_json(health.get("health"), secrets),
                    "headers": redact_headers(health.get("headers") or {}, secrets),
@@ -284,12 +302,13 @@ def _baseline_side(baseline_dir: Path | None) -> Side | None:
 
 async def run_workers(http: HttpSide, plan: ProbePlan, n: int, concurrency: int, writer: RunWriter,
                       on_update: Callable[[ProbeState], None] | None = None,
-                      idle_before_s: float = 0.0) -> dict[str, str] | None:
+                      idle_before_s: float = 0.0, url_secrets: dict[str, None] | None = None) -> dict[str, str] | None:
     """Run N probes, C at a time; returns the first accepted upload's headers for the fingerprint.
 
     With idle_before_s the run first waits that long, then runs the first probe alone (the one a
     cold backend meets), then the rest as usual. Every finished probe goes to the writer at once;
     on cancellation the probes in flight are written as `aborted` with the samples they have.
+    `url_secrets` collects the first probes' presigned-URL secrets for the run's own redaction.
     """
     ids = itertools.count(1)
     width = max(4, len(str(n)))
@@ -308,14 +327,17 @@ async def run_workers(http: HttpSide, plan: ProbePlan, n: int, concurrency: int,
         try:
             record = await probe.run()
         except asyncio.CancelledError:
-            writer.append(redact_record(probe.record(), secrets()))
+            writer.append(redact_record(probe.record(), (*secrets(), *probe.machine.secrets)))
             raise
         except Exception as exc:  # noqa: BLE001 - a harness bug must not lose the probe or the run
             probe.machine.abort(probe.now(), "aborted", f"harness error: {type(exc).__name__}: {exc}")
             record = probe.record()
         if not first_headers and probe.machine.first_headers is not None:
             first_headers.append(probe.machine.first_headers)
-        writer.append(redact_record(record, secrets()))
+        if url_secrets is not None and len(url_secrets) < MAX_RUN_URL_SECRETS:
+            url_secrets.update(dict.fromkeys(probe.machine.secrets))
+        # the token(s), and this probe's presigned URL: its query is a secret like a token
+        writer.append(redact_record(record, (*secrets(), *probe.machine.secrets)))
         collect_if_due()
 
     if idle_before_s > 0:

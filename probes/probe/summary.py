@@ -48,11 +48,15 @@ def summary_rows(records: Iterable[dict[str, Any]], time_scale: float | None = N
     return rows
 
 
-METRICS = (("upload_s", "upload"), ("t_32", "time to 32 %"), ("dwell_32", "held at 32 %"),
-           ("transcription_s", "transcription"), ("longest_stall_s", "longest stall"), ("total_s", "total"))
+METRICS = (("upload_s", "upload"), ("presign_s", "  presign"), ("put_s", "  object PUT"), ("create_s", "  create"),
+           ("t_32", "time to 32 %"), ("shown_held_32_s", "held at 32 % (bar shown)"),
+           ("dwell_32", "held at 32 % (backend)"), ("transcription_s", "transcription"),
+           ("longest_stall_s", "longest stall"), ("total_s", "total"))
 # summary row key -> probes.analysis.metrics name
-METRIC_KEYS = (("upload_s", "upload_s"), ("t_32", "t_32"), ("dwell_32", "dwell_32"),
+METRIC_KEYS = (("upload_s", "upload_s"), ("presign_s", "presign_s"), ("put_s", "put_s"), ("create_s", "create_s"),
+               ("t_32", "t_32"), ("shown_held_32_s", "shown_held_32_s"), ("dwell_32", "dwell_32"),
                ("transcription_s", "transcription_s"), ("longest_stall_s", "stall_s"), ("total_s", "total_s"))
+OPTIONAL_ROWS = frozenset({"presign_s", "put_s", "create_s"})  # the presigned flow's steps: shown when measured
 
 
 def _num(value: float | None) -> str:
@@ -70,7 +74,8 @@ def print_summary(records: list[dict[str, Any]], time_scale: float | None = None
         title += f" (time-scaled run x{time_scale:g}; shown in scenario seconds)"
     table = Table(title=title)
     for column in ("target / label", "n, outcomes", "metric", "p50", "p90", "max"):
-        table.add_column(column, justify="right" if column in ("p50", "p90", "max") else "left")
+        table.add_column(column, justify="right" if column in ("p50", "p90", "max") else "left",
+                         no_wrap=column == "metric")  # "held at 32 % (backend)" reads as one line
     cleanup_lines = []
     for row in summary_rows(records, time_scale):
         outcomes = ", ".join(f"{k} {v}" for k, v in sorted(row["outcomes"].items()))
@@ -78,13 +83,14 @@ def print_summary(records: list[dict[str, Any]], time_scale: float | None = None
             deleted = row["cleanup"].get("deleted", 0)
             cleanup_lines.append(f"{row['target']} / {row['label']}: cleanup: {deleted} deleted, "
                                  f"{sum(row['cleanup'].values()) - deleted} left")
-        for i, (key, name) in enumerate(METRICS):
+        shown = [(key, name) for key, name in METRICS if key not in OPTIONAL_ROWS or row[key]["max"] is not None]
+        for i, (key, name) in enumerate(shown):
             stats = row[key]
             # Target and label are data (a label of '[/]' is text, not markup): Text cells, never markup.
             table.add_row(terminal_text(f"{row['target']} / {row['label']}" if i == 0 else ""),
                           terminal_text(f"n={row['n']}: {outcomes}" if i == 0 else ""), name,
                           _num(stats["p50"]), _num(stats["p90"]), _num(stats["max"]),
-                          end_section=i == len(METRICS) - 1)
+                          end_section=i == len(shown) - 1)
     console.print(table)
     for line in cleanup_lines:  # diaries the probes created and deleted again (targets with cleanup = true)
         console.print(terminal_text(line))

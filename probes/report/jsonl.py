@@ -29,6 +29,8 @@ import pyarrow.compute as pc
 import pyarrow.csv as pcsv
 import pyarrow.json as pjson
 
+from probes.analysis.metrics import RECORD_TIMES
+
 try:
     import orjson
 
@@ -39,7 +41,8 @@ except ImportError:  # pragma: no cover - orjson is in requirements.lock
 SAMPLE_FIELDS = ["t_s", "http_status", "progress", "step", "step_name", "status", "latency_s"]
 SAMPLE_TYPES = [pa.float64(), pa.int16(), pa.int16(), pa.int16(), pa.string(), pa.string(), pa.float64()]
 TEXT_FIELDS = ("run_id", "probe_id", "target", "label", "outcome", "error")
-NUMBER_FIELDS = ("upload_s", "total_s", "end_s", "poll_count", "poll_errors", "regressions", "transcription_s")
+NUMBER_FIELDS = ("upload_s", "total_s", "end_s", "poll_count", "poll_errors", "regressions", "transcription_s",
+                 *RECORD_TIMES[1:])  # the presigned flow's phases and the bar the user sees (analysis.metrics)
 
 
 @dataclass

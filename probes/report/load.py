@@ -38,6 +38,7 @@ import pyarrow as pa
 import pyarrow.compute as pc
 import pyarrow.parquet as pq
 
+from probes.analysis.metrics import RECORD_TIMES
 from probes.errors import UsageError
 from probes.probe.fingerprint import TIME_SCALE_RANGE
 from probes.probe.store import MAX_SIGNATURE
@@ -46,12 +47,12 @@ from probes.report.files import atomic_path
 from probes.textsafe import MAX_LABEL, clip
 from probes.report.jsonl import parse_file_range
 
-CACHE_VERSION = "2"  # 2: transcription_s, dwell only where reached
+CACHE_VERSION = "3"  # 2: transcription_s, dwell only where reached; 3: presign/put/create_s, shown_*
 CACHE_KEY = b"probes.cache_key"
 CHUNK_BYTES = 8 << 20  # parse this much JSONL per task: bounds the Python objects alive at once
 PARALLEL_MIN_BYTES = 64 << 20  # below this, worker start-up costs more than it saves
 MAX_WORKERS = 8
-TIME_COLUMNS = ("upload_s", "total_s", "end_s", "stall_s", "transcription_s")
+TIME_COLUMNS = ("upload_s", "total_s", "end_s", "stall_s", "transcription_s", *RECORD_TIMES)
 
 
 @dataclass

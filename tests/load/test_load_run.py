@@ -2,8 +2,9 @@
 
     closed  15 s: the phase table (phases.csv, apart from Locust's HTTP stats) counts the completed
             flows of probes.jsonl, flows in flight at the end finish (no cut_off, no failures),
-            the phase medians agree with `probes run` on the same scenario, and a target with
-            cleanup = true is left no diaries
+            the phase medians agree with `probes run` on the same scenario, a target with cleanup = true
+            is left no diaries, and the target's presigned flow (presign, object PUT, create) shows in
+            Locust's stats, never its URL
     open    15 s against a slowed simulator: the arrival rate holds within 10 %
     workers 15 s, master + 2 workers: the same rows, one probes file per worker, the report
 """
@@ -12,6 +13,7 @@ from __future__ import annotations
 
 import json
 import os
+import re
 import statistics
 import subprocess
 import sys
@@ -52,12 +54,16 @@ def check_phase_rows(run: LoadRun, distributed: bool = False) -> list[dict]:
         row = phase_rows[name]
         assert int(row["flows"]) - int(row["failures"]) == completed, name
     # Locust's own statistics hold HTTP requests only: the Aggregated row is their sum.
-    assert {kind for kind, _ in stats} <= {"POST", "GET", "DELETE", ""}, set(stats)
+    assert {kind for kind, _ in stats} <= {"POST", "GET", "DELETE", "PUT", ""}, set(stats)
     http = sum(int(row["Request Count"]) for (kind, name), row in stats.items() if name != "Aggregated")
     assert int(stats[("", "Aggregated")]["Request Count"]) == http
     # A flow cut off by the end of the run while its upload was in flight has a record but no upload row.
-    answered = sum(1 for r in records if r["upload_status"] is not None)
-    uploads = int(stats[("POST", "upload")]["Request Count"])
+    presigned = {r["upload"] for r in records} == {"presigned"}  # the target's flow (targets default to it)
+    if presigned:
+        assert {("POST", "presign"), ("PUT", "object PUT"), ("POST", "create")} <= set(stats), set(stats)
+        assert not any("_s3" in name or "X-Amz" in name for _, name in stats), "the PUT is one row, never its URL"
+    answered = sum(1 for r in records if (r["create_s"] if presigned else r["upload_status"]) is not None)
+    uploads = int(stats[("POST", "create" if presigned else "upload")]["Request Count"])
     # Locust's own CSV is its live view: in a distributed run a worker's last seconds can miss the
     # master's final write (the records and phases.csv are merged after every worker exited).
     assert uploads <= len(records) and (distributed or answered <= uploads), (answered, uploads, len(records))
@@ -74,7 +80,7 @@ def medians(records: list[dict], key: str) -> float:
 
 def probes_run(url: str, fixtures: Path, out: Path) -> list[dict]:
     proc = subprocess.run([sys.executable, "-m", "probes", "run", "--url", url, "-n", "9", "--concurrency", "3",
-                           "--fixtures", str(fixtures), "--out", str(out), "--quiet"],
+                           "--fixtures", str(fixtures), "--out", str(out), "--quiet", "--upload", "presigned"],
                           env={**os.environ, "PYTHONPATH": str(ROOT)}, capture_output=True, text=True, timeout=60)
     assert proc.returncode == 0, proc.stderr[-2000:]
     run_dir = Path(proc.stdout.strip().splitlines()[-1])
@@ -101,6 +107,17 @@ def test_closed_run_phase_rows_match_records_and_agree_with_probes_run(tmp_path,
     meta = json.loads((run.run_dir / "run.json").read_text())
     assert meta["n"] == len(records) and meta["ended_at"] and meta["scenario"] == "fast"
     assert meta["load"]["model"] == "closed" and meta["fingerprint"]["signature"]
+    assert meta["upload"] == {"flow": "presigned", "base64": True}
+    assert all(r["put_s"] is not None and r["shown_held_32_s"] is not None for r in records)
+    for path in run.run_dir.rglob("*"):  # Locust's CSV and HTML too: no presigned URL, no signature
+        text = path.read_text(errors="replace") if path.is_file() else ""
+        assert "X-Amz-" not in text and "SIMULATOR%2F" not in text, path
+        assert set(re.findall(r"\b[0-9a-f]{64}\b", text)) <= {meta["fixture"]["sha256"]}, path
+    # the bar the user sees, replayed in scenario seconds by both (load mode reads the time scale from run.json)
+    for key in ("shown_held_32_s", "shown_lag_max_s"):
+        bars = [statistics.median(r[key] for r in rs) for rs in (records, reference)]
+        print(f"median {key}: load {bars[0]:.3f} s, probes run {bars[1]:.3f} s")
+        assert abs(bars[0] - bars[1]) <= 0.8 * 0.3 + SLACK_S, (key, bars)  # one tick of the app's timer at 0.3
     for key in ("32", "88", "total"):
         load_median, run_median = medians(records, key), medians(reference, key)
         print(f"median {key}: load {load_median:.3f} s, probes run {run_median:.3f} s")
@@ -118,9 +135,12 @@ def test_open_model_holds_the_arrival_rate_while_the_backend_is_slow(tmp_path, l
     # model of the same pool would slow its arrivals down with the backend.
     with simulator_process("stale-32", time_scale=0.2) as url:
         run = run_load(*load_args(tmp_path, load_fixtures, url, "--model", "open", "--rate", "4", "--users", "80",
-                                  "--duration", "15s", "--stop-timeout", "0", "--no-report"), cwd=tmp_path)
+                                  "--duration", "15s", "--stop-timeout", "0", "--no-report", "--upload", "multipart"),
+                       cwd=tmp_path)
     assert run.code == 0, run.stderr[-2000:]
     records = run.records()
+    assert {r["upload"] for r in records} == {"multipart"}  # --upload overrides the target's presigned
+    assert json.loads((run.run_dir / "run.json").read_text())["upload"] == {"flow": "multipart", "base64": None}
     print(f"open model: {len(records)} flows, arrival rate {arrival_rate(records):.3f}/s (target 4)")
     assert abs(arrival_rate(records) - 4.0) <= 0.4, arrival_rate(records)
     lateness = sorted(r["start_lateness_s"] for r in records)

@@ -27,17 +27,21 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--interval", type=float, default=0.05)
     p.add_argument("--timeout", type=float, default=10.0)
     p.add_argument("--cleanup", action="store_true")
+    p.add_argument("--upload", default="multipart")
     args = p.parse_args(argv)
     environment = Environment(user_classes=[ProbeUser], host=args.url)
     client = FastHttpSession(base_url=args.url, request_event=environment.events.request, user=None,
                              network_timeout=60.0, connection_timeout=15.0)
+    seen: list[list[str]] = []  # (name, failure) of every request, as Locust's statistics get them
+    environment.events.request.add_listener(
+        lambda name, exception=None, **_kw: seen.append([str(name), "" if exception is None else str(exception)]))
     with tempfile.TemporaryDirectory() as tmp:
-        context = LoadContext(plan=plan(args.cadence, args.interval, args.timeout, args.cleanup),
+        context = LoadContext(plan=plan(args.cadence, args.interval, args.timeout, args.cleanup, args.upload),
                               headers=wire.request_headers(), model="closed", think_time_s=0.0,
                               records=RecordFile(Path(tmp) / "probes.jsonl"), tokens=CountingTokens())
         record = LocustFlow(client, context, "0001").run()
         context.records.close()
-    print(json.dumps(record))
+    print(json.dumps({**record, "locust_requests": seen}))
     return 0
 
 

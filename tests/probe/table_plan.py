@@ -27,6 +27,8 @@ class CountingTokens:
         return tuple(f"token-{i}" for i in range(1, self.n + 1))
 
 
-def plan(cadence: str, interval: float, timeout: float, cleanup: bool) -> ProbePlan:
-    config = MachineConfig(cadence=Cadence(cadence, interval), timeout_s=timeout, cleanup=cleanup)
+def plan(cadence: str, interval: float, timeout: float, cleanup: bool, upload: str = "multipart") -> ProbePlan:
+    """The scripted servers speak multipart unless a case says presigned (their object store is on 127.0.0.1)."""
+    config = MachineConfig(cadence=Cadence(cadence, interval), timeout_s=timeout, cleanup=cleanup, upload=upload,
+                           plain_http_hosts=frozenset({"127.0.0.1"}))
     return ProbePlan(run_id="table", target="scripted", label="table", fixture=FIXTURE, audio=AUDIO, config=config)

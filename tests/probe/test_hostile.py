@@ -142,7 +142,7 @@ def test_unsafe_ids_never_reach_a_url(kind, tmp_path, fixtures_dir):
     targets = tmp_path / "targets.toml"
     for which in ("task", "diary"):
         with scripted_server(SCRIPTS[f"{which}-id-{kind}"]) as base:
-            targets.write_text(f'[targets.t]\nbase_url = "{base}"\ncleanup = true\n')
+            targets.write_text(f'[targets.t]\nbase_url = "{base}"\ncleanup = true\nupload = "multipart"\n')
             code, out, err, _ = measured(probes_cmd(
                 "run", "--target", "t", "--targets", str(targets), "--fixtures", str(fixtures_dir), "--out",
                 str(tmp_path / "runs"), "--quiet", "--no-slo", "-n", "1", "--cadence", "fine", "--interval", "0.05"))
@@ -162,7 +162,8 @@ def test_a_backend_echoing_the_token_never_gets_it_on_disk(tmp_path, fixtures_di
     """/health (asked for with the token) and every poll echo the token back: none of it is written."""
     targets = tmp_path / "targets.toml"
     with scripted_server(SCRIPTS["echo-token"]) as base:
-        targets.write_text(f'[targets.t]\nbase_url = "{base}"\ntoken_env = "PROBES_T"\nhealth_auth = true\n')
+        targets.write_text(f'[targets.t]\nbase_url = "{base}"\ntoken_env = "PROBES_T"\nhealth_auth = true\n'
+                           'upload = "multipart"\n')
         os.environ["PROBES_T"] = TOKEN
         try:
             code, out, err, _ = measured(probes_cmd(
@@ -180,7 +181,7 @@ def test_a_backend_echoing_the_token_never_gets_it_on_disk(tmp_path, fixtures_di
     assert TOKEN not in out + err
     # and by default /health goes without the token
     with scripted_server(SCRIPTS["echo-token"]) as base:
-        targets.write_text(f'[targets.t]\nbase_url = "{base}"\ntoken_env = "PROBES_T"\n')
+        targets.write_text(f'[targets.t]\nbase_url = "{base}"\ntoken_env = "PROBES_T"\nupload = "multipart"\n')
         measured(probes_cmd("run", "--target", "t", "--targets", str(targets), "--fixtures", str(fixtures_dir),
                             "--out", str(tmp_path / "runs"), "--no-slo", "-n", "1", "--cadence", "fine"))
         assert [r.token for r in base.of("health")] in ([], [None])

@@ -9,8 +9,11 @@
 A script maps a route name to a list of `Step`s, consumed in order; the last
 one repeats. Routes: ``upload`` (POST /diary/voice/async), ``poll`` (GET
 /diary/voice/progress/{task_id}), ``delete`` (DELETE /diary/{id}), ``health``
-(GET /health), ``list`` (GET /diary/list); ``/diaries/...`` is the same
-route. A route the script leaves out answers like a healthy thankly would
+(GET /health), ``list`` (GET /diary/list); the presigned flow's ``presign``
+(POST /diary/audio/presigned-url: a URL on this server signed with the known
+`SIGNATURE`), ``put`` (PUT /_s3/...) and ``create`` (POST
+/diary/voice/async-with-url, counted as an upload); ``/diaries/...`` is the
+same route. A route the script leaves out answers like a healthy thankly would
 (`DEFAULT_STEPS`); any other path answers 404.
 
 Steps are counted per route *and key*: the Nth poll of a task gets step N of
@@ -21,7 +24,8 @@ see identical answers. The key is the task id for ``poll``, the diary id for
 Strings in a dict/list body and in header values may hold placeholders, filled
 per request: ``$TASK_ID`` (a fresh uuid-shaped id on upload, the path's on a
 poll), ``$DIARY_ID`` (derived from the task id; the path's on delete),
-``$TOKEN`` (the bearer token received) and ``$AUTHORIZATION`` (the whole header).
+``$TOKEN`` (the bearer token received), ``$AUTHORIZATION`` (the whole header) and
+``$ORIGIN`` (this server's ``http://127.0.0.1:PORT``).
 A body or a header value may also be a callable of the `Recorded` request.
 
 How a step is sent is its ``mode`` (see `Mode`); the payloads that make a
@@ -43,8 +47,8 @@ from dataclasses import dataclass, field
 from typing import Any, Literal
 from urllib.parse import unquote
 
-Route = Literal["upload", "poll", "delete", "health", "list"]
-ROUTES: tuple[Route, ...] = ("upload", "poll", "delete", "health", "list")
+Route = Literal["upload", "poll", "delete", "health", "list", "presign", "put", "create"]
+ROUTES: tuple[Route, ...] = ("upload", "poll", "delete", "health", "list", "presign", "put", "create")
 
 Mode = Literal["normal", "trickle", "endless", "close_mid", "hang", "raw"]
 """How a step's answer goes on the wire.
@@ -144,12 +148,24 @@ class BaseURL(str):
         return [r for r in list(self.requests) if r.route == route]
 
 
+# The signature every default presigned URL carries: a test knows what must never reach a record or a log.
+SIGNATURE = "c0ffee" + "5ec2e7" * 9 + "d00d"  # 64 hex characters, as SigV4's, starting with a letter
+CREDENTIAL = "AKIAPROBESSCRIPTED01/20261126/us-east-1/s3/aws4_request"
+PRESIGNED_QUERY = ("X-Amz-Algorithm=AWS4-HMAC-SHA256&X-Amz-Credential=" + CREDENTIAL.replace("/", "%2F")
+                   + "&X-Amz-Date=20261126T090102Z&X-Amz-Expires=3600&X-Amz-SignedHeaders=content-type%3Bhost"
+                   + "&X-Amz-Signature=" + SIGNATURE)
+OBJECT_PATH = "/_s3/thankly-scripted/audio/$TASK_ID-recording.m4a"
+
 DEFAULT_STEPS: dict[str, Step] = {
     "health": Step(200, {"status": "healthy", "config": "ok", "timestamp": "2026-01-31T00:00:00+00:00"}),
     "list": Step(200, []),
     "delete": Step(200, {"message": "Diary deleted successfully", "diary_id": "$DIARY_ID"}),
     "upload": Step(200, {"task_id": "$TASK_ID", "status": "processing", "message": "任务已创建，请使用task_id查询进度"}),
     "poll": Step(404, {"detail": "任务不存在或已过期"}),
+    "presign": Step(200, {"presigned_url": f"$ORIGIN{OBJECT_PATH}?{PRESIGNED_QUERY}", "s3_key": "audio/x",
+                          "final_url": f"$ORIGIN{OBJECT_PATH}"}),
+    "put": Step(200, None, headers={"ETag": '"0"'}),
+    "create": Step(200, {"task_id": "$TASK_ID", "status": "processing", "message": "任务已创建，请使用task_id查询进度"}),
 }
 
 
@@ -165,12 +181,18 @@ def diary_id_for(task_id: str) -> str:
 
 def match_route(method: str, path: str) -> tuple[str | None, str]:
     """(route, key) for a decoded path; (None, "") when no thankly route matches."""
+    if method == "PUT" and path.startswith("/_s3/"):
+        return "put", ""
     for prefix in ("/diary/", "/diaries/"):
         if not path.startswith(prefix):
             continue
         rest = path[len(prefix):]
         if method == "POST" and rest == "voice/async":
             return "upload", ""
+        if method == "POST" and rest == "voice/async-with-url":
+            return "create", ""
+        if method == "POST" and rest == "audio/presigned-url":
+            return "presign", ""
         if method == "GET" and rest.startswith("voice/progress/") and len(rest) > len("voice/progress/"):
             return "poll", rest[len("voice/progress/"):]
         if method == "GET" and rest == "list":
@@ -392,9 +414,10 @@ class ScriptedServer:
         return step
 
     def _substitutions(self, recorded: Recorded) -> dict[str, str]:
-        if recorded.route == "upload":
-            self.uploads += 1
-            task_id = task_id_for(self.uploads)
+        if recorded.route in ("upload", "create", "presign"):  # a presign names the task its create will get
+            if recorded.route != "presign":
+                self.uploads += 1
+            task_id = task_id_for(self.uploads + (recorded.route == "presign"))
             diary_id = diary_id_for(task_id)
         elif recorded.route == "delete":
             task_id, diary_id = "", recorded.key
@@ -402,7 +425,7 @@ class ScriptedServer:
             task_id = recorded.key
             diary_id = diary_id_for(task_id) if task_id else ""
         return {"$TASK_ID": task_id, "$DIARY_ID": diary_id, "$TOKEN": recorded.token or "",
-                "$AUTHORIZATION": recorded.authorization or ""}
+                "$AUTHORIZATION": recorded.authorization or "", "$ORIGIN": f"http://{self.host}:{self.port}"}
 
     async def _answer(self, request: tuple[Recorded, bool], reader: asyncio.StreamReader,
                       writer: asyncio.StreamWriter) -> bool:
