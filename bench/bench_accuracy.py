@@ -25,6 +25,8 @@ from pathlib import Path
 import httpx
 
 from probes.probe.run import run_probes
+
+from probes.probe.options import RunOptions
 from probes.sim.server import free_port, simulator_process
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -41,8 +43,8 @@ def clock_offset(url: str, record: dict) -> float:
 def measure(scenario: str, scale: float, cadence: str, interval: float, n: int, out: Path) -> dict:
     with simulator_process(scenario, port=free_port(), time_scale=scale) as url:
         with contextlib.redirect_stdout(sys.stderr):
-            result = run_probes(target=None, url=url, n=n, concurrency=n, cadence=cadence, interval=interval,
-                                out=out, fixtures_dir=ROOT / "fixtures", quiet=True)
+            result = run_probes(RunOptions(target=None, url=url, n=n, concurrency=n, cadence=cadence, interval=interval,
+                                out=out, fixtures_dir=ROOT / "fixtures", quiet=True))
         errors, dwell_errors, inside, total = [], [], 0, 0
         for record in result.records:
             events = httpx.get(f"{url}/_sim/tasks/{record['task_id']}/events", trust_env=False).json()

@@ -24,6 +24,7 @@ sys.path.insert(0, str(ROOT))
 from probes.analysis import stats  # noqa: E402
 from probes.analysis.compare import build_from_tables  # noqa: E402
 from probes.probe.run import run_probes  # noqa: E402
+from probes.probe.options import RunOptions
 from probes.report.load import load_runs  # noqa: E402
 from probes.sim.server import free_port, simulator_process  # noqa: E402
 
@@ -34,9 +35,9 @@ def probe_runs(scenario: str, count: int, n: int, scale: float, fixtures: Path, 
     dirs = []
     with simulator_process(scenario, port=free_port(), time_scale=scale) as url:
         for i in range(count):
-            result = run_probes(target=None, url=url, n=n, concurrency=n, label=f"{Path(scenario).stem}-{i}",
+            result = run_probes(RunOptions(target=None, url=url, n=n, concurrency=n, label=f"{Path(scenario).stem}-{i}",
                                 cadence="fine", interval=0.3 * scale, out=out, fixtures_dir=fixtures, quiet=True,
-                                no_slo=True)
+                                no_slo=True))
             dirs.append(result.run_dir)
     return dirs
 

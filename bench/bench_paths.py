@@ -28,9 +28,10 @@ CHILD = """
 import sys
 from pathlib import Path
 from probes.probe.run import run_probes
+from probes.probe.options import RunOptions
 url, flows, seconds, fast, out = sys.argv[1], int(sys.argv[2]), float(sys.argv[3]), sys.argv[4] == "1", sys.argv[5]
-run_probes(target=None, url=url, n=flows, concurrency=flows, timeout_s=seconds, out=Path(out),
-           fixtures_dir=Path(sys.argv[6]), quiet=True, no_slo=True, fast=fast)
+run_probes(RunOptions(target=None, url=url, n=flows, concurrency=flows, timeout_s=seconds, out=Path(out),
+           fixtures_dir=Path(sys.argv[6]), quiet=True, no_slo=True, fast=fast))
 """
 
 

@@ -142,13 +142,14 @@ def run(
     Exit 0 when every SLO holds (defaults: total p90 <= 15 s, the bar the user sees held at 32 % p90 <= 3 s, transcription p90 <= 8 s, every probe completed), 1 when one is broken or the baseline comparison finds a regression, 2 bad usage, 3 the target could not be reached or authenticated, 130 interrupted.
     """
     from probes.probe.run import run_probes
+    from probes.probe.options import RunOptions
 
-    result = run_probes(
+    result = run_probes(RunOptions(
         target=target, url=url, token_env=token_env, n=n, concurrency=concurrency, label=label,
         fixture=fixture, cadence=cadence, interval=interval, milestones=_csv_ints(milestones),
         timeout_s=timeout, out=out, targets_file=targets_file, fixtures_dir=fixtures_dir, quiet=quiet,
         slo_file=slo, no_slo=no_slo, baseline=baseline, idle_before_s=idle_before, upload=upload,
-    )
+    ))
     raise typer.Exit(result.code)
 
 

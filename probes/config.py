@@ -186,8 +186,6 @@ def resolve_target(
     """The target for `probes run`: a name from targets.toml or an ad-hoc --url; `upload` overrides its flow."""
     if (name is None) == (url is None):
         raise UsageError("give exactly one of --target NAME or --url URL")
-    if upload is not None and upload not in ("presigned", "multipart"):
-        raise UsageError(f"--upload must be presigned or multipart, got {upload!r}")
     if url is not None:
         try:
             return Target(name="adhoc", base_url=url, token_env=token_env, upload=upload or ADHOC_UPLOAD)

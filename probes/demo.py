@@ -18,6 +18,7 @@ from pathlib import Path
 from probes.probe.cadence import APP_FAST_INTERVAL_S
 from probes.errors import EXIT_OK, EXIT_REGRESSION, ProbesError
 from probes.probe.run import RunResult, run_probes
+from probes.probe.options import RunOptions
 from probes.probe.summary import summary_rows
 from probes.sim.server import free_port, simulator_process
 
@@ -33,10 +34,10 @@ def _write_targets(path: Path, urls: dict[str, str]) -> None:
 
 
 def _probe(name: str, targets_file: Path, runs_dir: Path, n: int, scale: float) -> RunResult:
-    result = run_probes(
+    result = run_probes(RunOptions(
         target=name, n=n, concurrency=n, label="demo", cadence="fine", interval=APP_FAST_INTERVAL_S * scale,
         targets_file=targets_file, out=runs_dir, quiet=True,
-    )
+    ))
     if result.code not in (EXIT_OK, EXIT_REGRESSION):  # a broken SLO is what the demo shows, not a failure
         raise SystemExit(f"probes: demo: probing {name} failed with exit code {result.code}")
     return result

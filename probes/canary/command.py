@@ -38,6 +38,7 @@ from probes.canary.history import HistoryStore, PendingAlert, open_history
 from probes.canary.lock import canary_lock
 from probes.canary.signals import Interrupts
 from probes.canary.summary import RunSummary
+from probes.probe.options import RunOptions
 from probes.errors import EXIT_OK, EXIT_REGRESSION, EXIT_UNREACHABLE, UnreachableError, UsageError
 
 DEFAULT_N = 3
@@ -233,13 +234,13 @@ def run_canary(
     canary = _Canary(target=target, webhook=webhook, alert_after=alert_after, resolve_after=resolve_after,
                      pushgateway=pushgateway, textfile=textfile, keep_s=keep_s, out=out, clock=clock,
                      notify_deadline_s=notify_deadline_s)
-    probe_args = dict(target=target, n=n, concurrency=concurrency, label=label, cadence=cadence, interval=interval,
-                      timeout_s=timeout_s, out=out, targets_file=targets_file, fixtures_dir=fixtures_dir, quiet=True,
-                      slo_file=slo_file)
+    options = RunOptions(target=target, n=n, concurrency=concurrency, label=label, cadence=cadence,
+                            interval=interval, timeout_s=timeout_s, out=out, targets_file=targets_file,
+                            fixtures_dir=fixtures_dir, quiet=True, slo_file=slo_file)
     with Interrupts() as interrupts:
         canary.interrupts = interrupts
         try:
-            return canary.run(history, label, jitter_s, sleep, rand, probe_runner, probe_args)
+            return canary.run(history, label, jitter_s, sleep, rand, probe_runner, options)
         except KeyboardInterrupt:  # SIGTERM (Terminated) or Ctrl-C, in any phase but the probes' own
             return canary.interrupted()
 
@@ -261,7 +262,7 @@ class _Canary:
         self.deliveries: list[tuple[PendingAlert, str]] = []
 
     def run(self, history: str | None, label: str, jitter_s: float, sleep: Callable[[float], None],
-            rand: Callable[[], float], probe_runner: Callable[..., Any] | None, probe_args: dict[str, Any],
+            rand: Callable[[], float], probe_runner: Callable[..., Any] | None, options: RunOptions,
             ) -> CanaryResult:
         with open_history(history) as store:  # a wrong --history fails before the jitter and before any probe
             delay = jitter_s * rand()
@@ -271,7 +272,7 @@ class _Canary:
                 sleep(delay)
             self.phase = "taking the lock"
             with canary_lock(store.location, self.target):
-                result, why = self._probe(probe_runner, probe_args)
+                result, why = self._probe(probe_runner, options)
                 code = EXIT_UNREACHABLE if result is None else result.code
                 self._record(store, result, label, why)
                 if code == EXIT_INTERRUPTED:  # what finished is on disk and in the history; no verdict
@@ -292,13 +293,13 @@ class _Canary:
             raise failure
         return CanaryResult(code, self.row, self.state, self.event, self._notified(), pruned, self._delivered())
 
-    def _probe(self, probe_runner: Callable[..., Any] | None, probe_args: dict[str, Any]) -> tuple[Any, list[str]]:
+    def _probe(self, probe_runner: Callable[..., Any] | None, options: RunOptions) -> tuple[Any, list[str]]:
         """`probes run`; (None, why) when the target refused before any probe. Its own loop handles signals."""
         self.phase = "probing"
         if probe_runner is None:
             from probes.probe.run import run_probes as probe_runner
         try:
-            result = probe_runner(**probe_args)
+            result = probe_runner(options)
         except UnreachableError as exc:
             print(f"canary {self.target}: unreachable: {exc}", file=sys.stderr)  # the log gets the detail
             return None, [alerts.unreachable_reason(exc)]  # the alert gets words safe for a chat channel

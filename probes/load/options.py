@@ -14,7 +14,7 @@ from typing import Any
 
 from probes import defaults
 from probes.probe.cadence import Cadence
-from probes.probe.wire import UPLOADS
+from probes.probe.options import check_cadence, check_milestones, check_timeout, check_upload
 from probes.errors import UsageError
 from probes.load.workload import MODELS, Stage, default_stages, parse_duration, parse_stages
 
@@ -73,22 +73,17 @@ class LoadOptions:
 
 def _milestones(text: str) -> tuple[int, ...]:
     try:
-        marks = tuple(sorted({int(x) for x in text.split(",") if x.strip()}))
+        marks = [int(x) for x in text.split(",") if x.strip()]
     except ValueError:
         raise UsageError(f"--probes-milestones: expected comma-separated integers, got {text!r}") from None
-    if not marks or any(not 0 < m <= 100 for m in marks):
-        raise UsageError("--probes-milestones must be numbers in 1..100")
-    return marks
+    return check_milestones(marks, "--probes-milestones")
 
 
 def from_namespace(opts: argparse.Namespace | Any) -> LoadOptions:
     """Validate the parsed --probes-* options; a UsageError names the bad one."""
     if opts.probes_model not in MODELS:
         raise UsageError(f"--probes-model must be one of {', '.join(MODELS)}, got {opts.probes_model!r}")
-    try:
-        cadence = Cadence(opts.probes_cadence, opts.probes_interval)
-    except ValueError as exc:
-        raise UsageError(f"--probes-cadence: {exc}") from None
+    cadence = check_cadence(opts.probes_cadence, opts.probes_interval, "--probes-cadence")
     rate = float(opts.probes_rate or 0.0)
     if rate < 0:
         raise UsageError("--probes-rate must be >= 0")
@@ -96,11 +91,8 @@ def from_namespace(opts: argparse.Namespace | Any) -> LoadOptions:
         raise UsageError("the open model needs --probes-rate > 0 (new flows per second)")
     if opts.probes_think_time < 0:
         raise UsageError("--probes-think-time must be >= 0")
-    if not 0 < opts.probes_timeout <= 3600:
-        raise UsageError("--probes-timeout must be in (0, 3600] seconds")
-    upload = getattr(opts, "probes_upload", "") or None
-    if upload is not None and upload not in UPLOADS:
-        raise UsageError(f"--probes-upload must be presigned or multipart, got {upload!r}")
+    check_timeout(opts.probes_timeout, "--probes-timeout")
+    upload = check_upload(getattr(opts, "probes_upload", "") or None, "--probes-upload")
     return LoadOptions(
         target=opts.probes_target, targets_file=Path(opts.probes_targets_file), fixture=opts.probes_fixture,
         fixtures_dir=Path(opts.probes_fixtures_dir), cadence=cadence, milestones=_milestones(opts.probes_milestones),

@@ -18,6 +18,7 @@ import httpx
 from probes.config import resolve_target
 from probes.errors import ProbesError, UsageError
 from probes.probe.run import run_probes
+from probes.probe.options import RunOptions
 
 
 def answers(base_url: str) -> bool:
@@ -47,7 +48,7 @@ def main(argv: list[str] | None = None) -> int:
                 port = urlsplit(target.base_url).port or 80
                 print(f"nothing answers at {target.base_url}: starting simulator {target.simulator!r}", file=sys.stderr)
                 stack.enter_context(simulator_process(target.simulator, port=port))
-            return run_probes(target=target.name, n=args.n, label=args.label, targets_file=args.targets).code
+            return run_probes(RunOptions(target=target.name, n=args.n, label=args.label, targets_file=args.targets)).code
     except ProbesError as exc:
         print(f"probes: error: {exc}", file=sys.stderr)
         return exc.exit_code

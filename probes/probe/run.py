@@ -22,7 +22,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Callable
 
-from probes import __version__, defaults
+from probes import __version__
 from probes.analysis.diagnosis import Finding, Side, diagnose, to_json
 from probes.analysis.slo import Slo, SloReport, evaluate
 from probes.config import Target, load_slo_file, resolve_target
@@ -31,7 +31,8 @@ from probes.errors import (
 )
 from probes.fixtures.manifest import read_fixture
 from probes.probe import wire
-from probes.probe.cadence import APP_FAST_INTERVAL_S, Cadence
+from probes.probe.cadence import APP_FAST_INTERVAL_S
+from probes.probe.options import RunOptions
 from probes.probe.collector import collect_if_due, collector_off
 from probes.probe.driver import HttpSide, Probe, fetch_health
 from probes.probe.fingerprint import simulator_info
@@ -63,52 +64,28 @@ class RunResult:
     time_scale: float | None
 
 
-def _validate(n: int, concurrency: int, timeout_s: float, milestones: list[int]) -> None:
-    if n < 1 or n > 100_000:
-        raise UsageError("-n must be between 1 and 100000")
-    if concurrency < 1 or concurrency > 5_000:
-        raise UsageError("--concurrency must be between 1 and 5000")
-    if not 0 < timeout_s <= 3600:
-        raise UsageError("--timeout must be in (0, 3600] seconds")
-    if not milestones or any(not 0 < m <= 100 for m in milestones):
-        raise UsageError("--milestones must be whole numbers in 1..100")
-
-
-def run_probes(
-    *, target: str | None, url: str | None = None, token_env: str | None = None, n: int, concurrency: int = 1,
-    label: str = "manual", fixture: str = defaults.FIXTURE, cadence: str = "app",
-    interval: float = defaults.FINE_INTERVAL_S, milestones: list[int] = list(defaults.MILESTONES),
-    timeout_s: float = defaults.PROBE_TIMEOUT_S, out: Path = defaults.RUNS_DIR,
-    targets_file: Path = defaults.TARGETS_FILE, fixtures_dir: Path = defaults.FIXTURES_DIR, quiet: bool = False,
-    fast: bool | None = None, slo_file: Path | None = None, no_slo: bool = False,
-    baseline: str | None = None, idle_before_s: float = 0.0, upload: str | None = None,
-) -> RunResult:
-    _validate(n, concurrency, timeout_s, milestones)
-    if not 0 <= idle_before_s <= 3600:
-        raise UsageError("--idle-before must be in [0, 3600] seconds")
-    try:
-        poll_cadence = Cadence(cadence, interval)
-    except ValueError as exc:
-        raise UsageError(str(exc)) from None
-    chosen = resolve_target(targets_file, target, url, token_env, upload)
-    objectives = None if no_slo else _objectives(chosen, slo_file)
-    baseline_dir = find_baseline(baseline, out, chosen.name) if baseline else None
-    entry, audio = read_fixture(fixtures_dir, fixture)
+def run_probes(options: RunOptions) -> RunResult:
+    """One `probes run` (options validated when they were made): probes, SLOs, diagnosis, run directory."""
+    o = options
+    chosen = resolve_target(o.targets_file, o.target, o.url, o.token_env, o.upload)
+    objectives = None if o.no_slo else _objectives(chosen, o.slo_file)
+    baseline_dir = find_baseline(o.baseline, o.out, chosen.name) if o.baseline else None
+    entry, audio = read_fixture(o.fixtures_dir, o.fixture)
     tokens = chosen.token_source()
     tokens.current()  # no token, or none to be had: exit 2 or 3 now, before anything is written
-    run_id = new_run_id(chosen.name, label)
-    config = MachineConfig(cadence=poll_cadence, timeout_s=timeout_s, cleanup=chosen.cleanup,
-                           milestones=tuple(sorted(set(milestones))), upload=chosen.upload,
+    run_id = new_run_id(chosen.name, o.label)
+    config = MachineConfig(cadence=o.cadence_policy, timeout_s=o.timeout_s, cleanup=chosen.cleanup,
+                           milestones=o.milestones, upload=chosen.upload,
                            presigned_base64=chosen.presigned_base64, plain_http_hosts=chosen.plain_http_hosts)
-    plan = ProbePlan(run_id=run_id, target=chosen.name, label=label, fixture=entry, audio=audio, config=config)
+    plan = ProbePlan(run_id=run_id, target=chosen.name, label=o.label, fixture=entry, audio=audio, config=config)
     headers = wire.request_headers(chosen.user_name or wire.DEFAULT_USER_NAME)
-    writer = RunWriter(out, {**run_meta(chosen, plan, n, concurrency), "idle_before_s": idle_before_s or None})
+    writer = RunWriter(o.out, {**run_meta(chosen, plan, o.n, o.concurrency), "idle_before_s": o.idle_before_s or None})
     with asyncio.Runner(loop_factory=_loop_factory()) as runner:
-        probed = runner.run(_probe_phase(chosen, plan, headers, tokens, n, concurrency, writer, quiet, fast,
-                                         idle_before_s))
+        probed = runner.run(_probe_phase(chosen, plan, headers, tokens, o.n, o.concurrency, writer, o.quiet, o.fast,
+                                         o.idle_before_s))
     result = _finish(chosen, tokens, writer, probed, objectives, baseline_dir)
-    if baseline is not None and result.code not in (EXIT_INTERRUPTED, EXIT_UNREACHABLE):
-        result = _against_baseline(result, baseline, baseline_dir)
+    if o.baseline is not None and result.code not in (EXIT_INTERRUPTED, EXIT_UNREACHABLE):
+        result = _against_baseline(result, o.baseline, baseline_dir)
     return result
 
 

@@ -91,7 +91,7 @@ def test_the_disk_filling_up_during_the_probes(tmpfs, tmp_path, fixtures_dir) ->
         code = 0
         run_dir = write_run(tmp_path / "runs", "20261126T090000Z-svc-canary-0001", target="svc")
 
-    def probes_that_fill_the_disk(**kwargs):
+    def probes_that_fill_the_disk(options):
         filled.append(fill(tmpfs))
         return Result()
 

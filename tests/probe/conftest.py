@@ -10,6 +10,8 @@ import pytest
 
 from probes.probe.run import run_probes
 
+from probes.probe.options import RunOptions
+
 
 def free_port() -> int:
     with socket.socket() as s:
@@ -29,7 +31,7 @@ def probe_run(tmp_path, fixtures_dir, capsys):
 
     def run(url: str, n: int, **kwargs):
         out = tmp_path / "runs"
-        result = run_probes(target=None, url=url, n=n, out=out, fixtures_dir=fixtures_dir, quiet=True, **kwargs)
+        result = run_probes(RunOptions(target=None, url=url, n=n, out=out, fixtures_dir=fixtures_dir, quiet=True, **kwargs))
         printed = capsys.readouterr().out.strip().splitlines()
         assert Path(printed[-1]) == result.run_dir, "the run directory's path is the last line on stdout"
         meta, records = read_run(result.run_dir)

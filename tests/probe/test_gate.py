@@ -15,6 +15,7 @@ import pytest
 
 from probes import __version__
 from probes.probe.run import run_probes
+from probes.probe.options import RunOptions
 from probes.sim.server import simulator_process
 from tests.servers import SCRIPTS, scripted_server
 
@@ -32,8 +33,8 @@ def write_targets(path: Path, url: str, extra: str = "") -> Path:
 def test_slos_fail_the_run_and_land_in_run_json(tmp_path, fixtures_dir, capsys):
     with simulator_process("stale-32", time_scale=0.1) as url:
         targets = write_targets(tmp_path / "targets.toml", url)
-        result = run_probes(target="t", n=3, concurrency=3, cadence="fine", interval=0.05, targets_file=targets,
-                            fixtures_dir=fixtures_dir, out=tmp_path / "runs", quiet=True)
+        result = run_probes(RunOptions(target="t", n=3, concurrency=3, cadence="fine", interval=0.05, targets_file=targets,
+                            fixtures_dir=fixtures_dir, out=tmp_path / "runs", quiet=True))
     err = capsys.readouterr().err
     assert result.code == 1
     slo = json.loads((result.run_dir / "run.json").read_text())["slo"]
@@ -52,8 +53,8 @@ def test_slo_file_override_and_no_slo(tmp_path, fixtures_dir, capsys):
     with simulator_process("stale-32", time_scale=0.05) as url:
         common = dict(target=None, url=url, n=3, concurrency=3, cadence="fine", interval=0.05,
                       fixtures_dir=fixtures_dir, out=tmp_path / "runs", quiet=True)
-        assert run_probes(**common, slo_file=loose).code == 0
-        skipped = run_probes(**common, no_slo=True)
+        assert run_probes(RunOptions(**common, slo_file=loose)).code == 0
+        skipped = run_probes(RunOptions(**common, no_slo=True))
     assert skipped.code == 0 and "slo" not in json.loads((skipped.run_dir / "run.json").read_text())
 
 
@@ -80,10 +81,10 @@ def test_three_probes_a_side_catch_the_incident_and_not_noise(tmp_path, fixtures
         common = dict(target="t", n=3, concurrency=3, cadence="fine", targets_file=targets,
                       fixtures_dir=fixtures_dir, out=out, quiet=True, no_slo=True)
         write_targets(targets, fast)
-        before = run_probes(**common, interval=0.15, label="before-deploy")
-        again = run_probes(**common, interval=0.15, label="after-deploy", baseline="latest:before-deploy")
+        before = run_probes(RunOptions(**common, interval=0.15, label="before-deploy"))
+        again = run_probes(RunOptions(**common, interval=0.15, label="after-deploy", baseline="latest:before-deploy"))
         write_targets(targets, stale)
-        after = run_probes(**common, interval=0.03, label="after-deploy", baseline="latest:before-deploy")
+        after = run_probes(RunOptions(**common, interval=0.03, label="after-deploy", baseline="latest:before-deploy"))
     err = capsys.readouterr().err
     assert before.code == 0 and again.code == 0, err[-3000:]
     assert after.code == 1, err[-3000:]
@@ -100,8 +101,8 @@ def test_three_probes_a_side_catch_the_incident_and_not_noise(tmp_path, fixtures
 
 def test_no_baseline_yet_is_a_note_not_a_failure(tmp_path, fixtures_dir, capsys):
     with simulator_process("fast", time_scale=0.1) as url:
-        result = run_probes(target=None, url=url, n=1, cadence="fine", interval=0.05, fixtures_dir=fixtures_dir,
-                            out=tmp_path / "runs", quiet=True, baseline="latest:before-deploy")
+        result = run_probes(RunOptions(target=None, url=url, n=1, cadence="fine", interval=0.05, fixtures_dir=fixtures_dir,
+                            out=tmp_path / "runs", quiet=True, baseline="latest:before-deploy"))
     assert result.code == 0
     assert "no baseline run (latest:before-deploy) of this target yet" in capsys.readouterr().err
 
@@ -113,8 +114,8 @@ def test_cleanup_leaves_the_probe_user_no_diaries(tmp_path, fixtures_dir, capsys
                                 f'token_env = "PROBES_T"\ncleanup = {str(cleanup).lower()}')
         os.environ["PROBES_T"] = "probe-user-1"
         try:
-            result = run_probes(target="t", n=3, concurrency=3, cadence="fine", interval=0.05, targets_file=targets,
-                                fixtures_dir=fixtures_dir, out=tmp_path / "runs", quiet=True, no_slo=True)
+            result = run_probes(RunOptions(target="t", n=3, concurrency=3, cadence="fine", interval=0.05, targets_file=targets,
+                                fixtures_dir=fixtures_dir, out=tmp_path / "runs", quiet=True, no_slo=True))
         finally:
             del os.environ["PROBES_T"]
         left = httpx.get(f"{url}/diary/list", headers={"Authorization": "Bearer probe-user-1"}).json()
@@ -137,8 +138,8 @@ def test_a_401_mid_run_refreshes_the_token_once_and_repeats_the_request(tmp_path
     helper.chmod(helper.stat().st_mode | stat.S_IEXEC)
     with scripted_server(SCRIPTS["auth-expiry"]) as base:
         targets = write_targets(tmp_path / "targets.toml", base, f'token_command = "{helper}"\n{MULTIPART}')
-        result = run_probes(target="t", n=1, cadence="fine", interval=0.05, targets_file=targets,
-                            fixtures_dir=fixtures_dir, out=tmp_path / "runs", quiet=True, no_slo=True)
+        result = run_probes(RunOptions(target="t", n=1, cadence="fine", interval=0.05, targets_file=targets,
+                            fixtures_dir=fixtures_dir, out=tmp_path / "runs", quiet=True, no_slo=True))
         tokens = [r.token for r in base.of("poll")]
         agents = {(r.header("user-agent"), r.header("x-user-name")) for r in base.requests}
     (record,) = result.records
@@ -157,8 +158,8 @@ def test_a_second_401_is_an_auth_error_exit_3(tmp_path, fixtures_dir):
         targets = write_targets(tmp_path / "targets.toml", base, f'token_env = "PROBES_T"\n{MULTIPART}')
         os.environ["PROBES_T"] = "stale-token"
         try:
-            result = run_probes(target="t", n=1, cadence="fine", interval=0.05, targets_file=targets,
-                                fixtures_dir=fixtures_dir, out=tmp_path / "runs", quiet=True, no_slo=True)
+            result = run_probes(RunOptions(target="t", n=1, cadence="fine", interval=0.05, targets_file=targets,
+                                fixtures_dir=fixtures_dir, out=tmp_path / "runs", quiet=True, no_slo=True))
         finally:
             del os.environ["PROBES_T"]
     (record,) = result.records

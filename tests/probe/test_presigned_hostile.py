@@ -14,6 +14,8 @@ from pathlib import Path
 import pytest
 
 from probes.probe.run import run_probes
+
+from probes.probe.options import RunOptions
 from tests.servers import Step, flow, hostile, scripted_server
 from tests.servers.scripted import CREDENTIAL, OBJECT_PATH, PRESIGNED_QUERY, SIGNATURE
 from tests.servers.scripts import HEALTHY_POLLS
@@ -29,8 +31,8 @@ def run(tmp_path: Path, fixtures_dir: Path, script, capsys, **kwargs):
         targets = tmp_path / "targets.toml"
         targets.write_text(f'[targets.s]\nbase_url = "{base}"\nupload = "presigned"\n')
         options = dict(n=1, cadence="fine", interval=0.05, no_slo=True, quiet=True) | kwargs
-        result = run_probes(target="s", targets_file=targets, fixtures_dir=fixtures_dir, out=tmp_path / "runs",
-                            **options)
+        result = run_probes(RunOptions(target="s", targets_file=targets, fixtures_dir=fixtures_dir, out=tmp_path / "runs",
+                            **options))
         puts = base.of("put")
     printed = capsys.readouterr()
     _meta, (record,) = read_run(result.run_dir)

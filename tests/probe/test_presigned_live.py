@@ -26,6 +26,7 @@ import pytest
 
 from probes.analysis.timeline import shown_bar_fields
 from probes.probe.run import run_probes
+from probes.probe.options import RunOptions
 from probes.sim.server import simulator_process
 
 from .conftest import read_run
@@ -62,9 +63,9 @@ put = { s = 0.7 }
 def test_presigned_phases_match_the_simulators_ground_truth(tmp_path, fixtures_dir, capsys, variant, extra, fast):
     (tmp_path / "slow-upload.toml").write_text(SLOW_UPLOAD)
     with simulator_process(str(tmp_path / "slow-upload.toml"), time_scale=0.1) as url:
-        result = run_probes(target="sim", n=2, concurrency=2, cadence="fine", interval=0.05, no_slo=True, quiet=True,
+        result = run_probes(RunOptions(target="sim", n=2, concurrency=2, cadence="fine", interval=0.05, no_slo=True, quiet=True,
                             targets_file=targets(tmp_path, url, extra), fixtures_dir=fixtures_dir,
-                            out=tmp_path / "runs", fast=fast)
+                            out=tmp_path / "runs", fast=fast))
         truths = [upload_truth(url, r["task_id"]) for r in result.records]
         walls = [httpx.get(f"{url}/_sim/tasks/{r['task_id']}", trust_env=False).json()["t0_wall"]
                  for r in result.records]
@@ -110,9 +111,9 @@ def test_slow_s3_makes_put_s_the_regression_in_compare(tmp_path, fixtures_dir, c
     runs = {}
     for scenario in ("fast", "slow-s3"):  # one seed: both jobs draw the same latencies, only the PUT differs
         with simulator_process(scenario, time_scale=0.1, seed=14) as url:
-            runs[scenario] = run_probes(target="sim", n=3, concurrency=3, cadence="fine", interval=0.05, quiet=True,
+            runs[scenario] = run_probes(RunOptions(target="sim", n=3, concurrency=3, cadence="fine", interval=0.05, quiet=True,
                                         no_slo=True, targets_file=targets(tmp_path, url), fixtures_dir=fixtures_dir,
-                                        out=tmp_path / "runs", label=scenario)
+                                        out=tmp_path / "runs", label=scenario))
     assert all(r["outcome"] == "completed" for run in runs.values() for r in run.records)
     regression = run_compare(runs["fast"].run_dir, runs["slow-s3"].run_dir, out=tmp_path / "cmp")
     capsys.readouterr()

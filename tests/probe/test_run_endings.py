@@ -27,9 +27,10 @@ def test_sigterm_after_the_probes_still_ends_the_process(tmp_path, fixtures_dir)
         from pathlib import Path
         from probes.interrupts import sigterm_interrupts
         from probes.probe.run import run_probes
+        from probes.probe.options import RunOptions
         sigterm_interrupts()  # as `probes` installs it
-        run_probes(target=None, url=sys.argv[1], n=1, cadence="fine", quiet=True, no_slo=True,
-                   out=Path({str(tmp_path)!r}), fixtures_dir=Path({str(fixtures_dir)!r}))
+        run_probes(RunOptions(target=None, url=sys.argv[1], n=1, cadence="fine", quiet=True, no_slo=True,
+                   out=Path({str(tmp_path)!r}), fixtures_dir=Path({str(fixtures_dir)!r})))
         try:
             os.kill(os.getpid(), signal.SIGTERM)
             time.sleep(5)

@@ -15,6 +15,7 @@ from PIL import Image
 from probes.report.compare import build_comparison, run_compare
 from probes.report import build_report, jsonl
 from probes.probe.run import RunResult, run_probes
+from probes.probe.options import RunOptions
 from probes.analysis.stats import Thresholds
 
 SCALE = 0.1
@@ -24,8 +25,8 @@ TH = Thresholds()
 
 
 def probe(url: str, out: Path, fixtures_dir: Path, n: int, label: str = "live", scale: float = SCALE) -> RunResult:
-    return run_probes(target=None, url=url, n=n, concurrency=n, label=label, cadence="fine",
-                      interval=INTERVAL * scale / SCALE, out=out / "runs", fixtures_dir=fixtures_dir, quiet=True)
+    return run_probes(RunOptions(target=None, url=url, n=n, concurrency=n, label=label, cadence="fine",
+                      interval=INTERVAL * scale / SCALE, out=out / "runs", fixtures_dir=fixtures_dir, quiet=True))
 
 
 def truth(url: str, task_id: str) -> tuple[float, float]:
